@@ -1,0 +1,31 @@
+"""allauth customisation through its adapters, not copies of its views."""
+
+from __future__ import annotations
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
+from django.http import HttpRequest
+from django.urls import reverse
+
+INVITATION_SESSION_KEY = "portal_invitation_token"
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def get_login_redirect_url(self, request: HttpRequest) -> str:
+        if request.session.get(INVITATION_SESSION_KEY):
+            return reverse("invitation_resume")
+        return super().get_login_redirect_url(request)
+
+    def get_signup_redirect_url(self, request: HttpRequest) -> str:
+        if request.session.get(INVITATION_SESSION_KEY):
+            return reverse("invitation_resume")
+        return super().get_signup_redirect_url(request)
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
+        # Provider staff must keep MFA on: their TOTP cannot be switched off.
+        if authenticator.type == Authenticator.Type.TOTP and authenticator.user.is_provider_staff:
+            return False
+        return super().can_delete_authenticator(authenticator)

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("members/", views.MemberListView.as_view(), name="member_list"),
+    path("members/<int:membership_id>/", views.MemberDetailView.as_view(), name="member_detail"),
+    path(
+        "invitations/<int:invitation_id>/revoke/",
+        views.InvitationRevokeView.as_view(),
+        name="invitation_revoke",
+    ),
+    path("settings/", views.OrganizationSettingsView.as_view(), name="organization_settings"),
+    path("audit/", views.AuditLogView.as_view(), name="audit_log"),
+]

@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
+
+from accounts import views as account_views
+from portal import views as portal_views
+
+# The Django admin logs in through allauth (rate limits, MFA), never its own form.
+admin.site.login = login_required(admin.site.login)
+admin.site.site_header = "GPU Capacity Portal administration"
+
+org_patterns = [
+    path("", include("accounts.urls_org")),
+    path("", include("quotas.urls_org")),
+]
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("healthz", portal_views.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("invitations/", include("accounts.urls_invitations")),
+    path("o/<slug:org_slug>/", include(org_patterns)),
+    path("staff/", include("quotas.urls_staff")),
+]

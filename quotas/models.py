@@ -1,0 +1,1 @@
+"""Catalog, capacity pools, capacity requests, reservations and quotas."""
