@@ -1,1 +1,0 @@
-"""Catalog, capacity pools, capacity requests, reservations and quotas."""
