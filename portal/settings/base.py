@@ -253,3 +253,6 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
+
+# Demo data, in order; each is a callable that is idempotent and deterministic.
+DEMO_SEEDERS = ["accounts.demo.seed"]
