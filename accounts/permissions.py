@@ -19,6 +19,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     "org.manage": MANAGERS,  # settings such as require-MFA, sign-off policy
     "members.view": ALL_ROLES,
     "members.manage": MANAGERS,  # invite, remove, change role
+    "org.leave": ALL_ROLES,  # a member leaves (never the last owner)
     "audit.view": MANAGERS,
     "requests.view": ALL_ROLES,
     "requests.create": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER}),
