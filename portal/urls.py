@@ -12,6 +12,7 @@ admin.site.site_header = "GPU Capacity Portal administration"
 org_patterns = [
     path("", include("accounts.urls_org")),
     path("", include("quotas.urls_org")),
+    path("", include("notifications.urls_org")),
 ]
 
 urlpatterns = [
@@ -22,4 +23,5 @@ urlpatterns = [
     path("invitations/", include("accounts.urls_invitations")),
     path("o/<slug:org_slug>/", include(org_patterns)),
     path("staff/", include("quotas.urls_staff")),
+    path("notifications/", include("notifications.urls")),
 ]

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "accounts",
     "quotas",
     "contracts",
+    "notifications",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,42 @@
+"""Reads about notifications: always the signed-in user's own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+
+from .events import EventGroup
+from .models import DEFAULT_DELIVERY, Notification, NotificationPreference
+
+
+def notification_list(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:
+    qs = Notification.objects.filter(recipient=user).select_related("organization")
+    if unread_only:
+        qs = qs.filter(read_at__isnull=True)
+    return qs.order_by("-created_at", "-id")
+
+
+def notification_unread_count(*, user: User) -> int:
+    if not user.is_authenticated:
+        return 0
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
+
+
+def notification_preferences_get(*, user: User) -> dict[str, str]:
+    """Delivery per event group for one user, defaults filled in."""
+    chosen = dict(NotificationPreference.objects.filter(user=user).values_list("group", "delivery"))
+    return {group: chosen.get(group, DEFAULT_DELIVERY[group]) for group in EventGroup.values}
+
+
+def notification_delivery_for_users(*, user_ids: Iterable[int], group: str) -> dict[int, str]:
+    """Delivery for one event group, for many users in one query."""
+    user_ids = list(user_ids)
+    chosen = dict(
+        NotificationPreference.objects.filter(user_id__in=user_ids, group=group).values_list(
+            "user_id", "delivery"
+        )
+    )
+    return {uid: chosen.get(uid, DEFAULT_DELIVERY[group]) for uid in user_ids}

@@ -1,0 +1,218 @@
+"""Every write about notifications: publishing, reading, preferences and e-mailing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.models import Organization, User
+from portal.errors import DomainError
+
+from .events import EventGroup, event_group
+from .models import Delivery, Notification, NotificationPreference
+from .selectors import notification_delivery_for_users
+
+logger = logging.getLogger(__name__)
+
+
+def _absolute_url(url: str) -> str:
+    if not url or url.startswith(("http://", "https://")):
+        return url
+    return f"{settings.SITE_URL}{url}"
+
+
+def _enqueue_email(notification_id: int) -> None:
+    from .tasks import send_email_task
+
+    send_email_task.delay(notification_id)
+
+
+def notification_publish(
+    *,
+    event: str,
+    organization: Organization | None,
+    recipients: Iterable[User],
+    title: str,
+    body: str,
+    url: str,
+    dedupe_key: str,
+    actor: User | None = None,
+) -> list[Notification]:
+    """Tell each recipient (but the actor) about ``event``, once per ``dedupe_key``.
+
+    Returns the notifications created by this call: publishing the same key again creates
+    nothing and returns an empty list. Recipients who want this event group by e-mail at once
+    get it from a Celery task after the surrounding transaction commits; a broker outage
+    cannot fail the caller (the e-mail sweeper re-sends what is still pending).
+    """
+    if not dedupe_key:
+        raise DomainError("A notification needs a dedupe key.", field="dedupe_key")
+    people: dict[int, User] = {}
+    for user in recipients:
+        if user is None or user.pk is None or not user.is_active:
+            continue
+        if actor is not None and user.pk == actor.pk:
+            continue
+        people.setdefault(user.pk, user)
+    if not people:
+        return []
+    deliveries = notification_delivery_for_users(user_ids=people, group=event_group(event))
+    created: list[Notification] = []
+    with transaction.atomic():
+        for user_id, user in people.items():
+            notification, was_created = Notification.objects.get_or_create(
+                recipient=user,
+                dedupe_key=dedupe_key[:200],
+                defaults={
+                    "organization": organization,
+                    "event": event,
+                    "title": title[:200],
+                    "body": body,
+                    "url": url[:500],
+                    "delivery": deliveries[user_id] if user.email else Delivery.NONE,
+                },
+            )
+            if not was_created:
+                continue
+            created.append(notification)
+            if notification.delivery == Delivery.IMMEDIATE:
+                transaction.on_commit(lambda pk=notification.pk: _enqueue_email(pk), robust=True)
+    return created
+
+
+@transaction.atomic
+def notification_email_send(*, notification_id: int) -> bool:
+    """Send one notification's e-mail unless it went already. True when this call sent it.
+
+    The row lock makes two deliveries of the same task wait for each other; the second sees
+    ``emailed_at`` set and sends nothing.
+    """
+    notification = (
+        Notification.objects.select_for_update(of=("self",))
+        .select_related("recipient", "organization")
+        .filter(pk=notification_id)
+        .first()
+    )
+    if notification is None or notification.emailed_at is not None:
+        return False
+    if notification.delivery != Delivery.IMMEDIATE or not notification.recipient.email:
+        return False
+    context = {
+        "notification": notification,
+        "recipient": notification.recipient,
+        "organization": notification.organization,
+        "absolute_url": _absolute_url(notification.url),
+        "preferences_url": _absolute_url("/notifications/preferences/"),
+    }
+    message = EmailMultiAlternatives(
+        subject=render_to_string("notifications/email/notification_subject.txt", context)
+        .strip()
+        .replace("\n", " "),
+        body=render_to_string("notifications/email/notification.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[notification.recipient.email],
+    )
+    message.attach_alternative(
+        render_to_string("notifications/email/notification.html", context), "text/html"
+    )
+    message.send()
+    notification.emailed_at = timezone.now()
+    notification.save(update_fields=["emailed_at"])
+    return True
+
+
+@transaction.atomic
+def notification_digest_send(*, user_id: int) -> int:
+    """One e-mail listing a user's digest notifications not yet e-mailed. Returns how many.
+
+    The recipient's row is locked so two digest runs for the same user send one e-mail.
+    """
+    user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first()
+    if user is None or not user.email:
+        return 0
+    pending = list(
+        Notification.objects.filter(
+            recipient=user, delivery=Delivery.DIGEST, emailed_at__isnull=True
+        )
+        .select_related("organization")
+        .order_by("created_at", "id")
+    )
+    if not pending:
+        return 0
+    context = {
+        "recipient": user,
+        "notifications": [(n, _absolute_url(n.url)) for n in pending],
+        "centre_url": _absolute_url("/notifications/"),
+        "preferences_url": _absolute_url("/notifications/preferences/"),
+    }
+    message = EmailMultiAlternatives(
+        subject=f"GPU Capacity Portal: {len(pending)} update{'s' if len(pending) != 1 else ''}",
+        body=render_to_string("notifications/email/digest.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+    )
+    message.attach_alternative(
+        render_to_string("notifications/email/digest.html", context), "text/html"
+    )
+    message.send()
+    Notification.objects.filter(pk__in=[n.pk for n in pending]).update(emailed_at=timezone.now())
+    return len(pending)
+
+
+def notification_email_pending_ids(*, older_than: timedelta) -> list[int]:
+    """Immediate e-mails still unsent after ``older_than``: their task was lost or failed."""
+    cutoff = timezone.now() - older_than
+    return list(
+        Notification.objects.filter(
+            delivery=Delivery.IMMEDIATE, emailed_at__isnull=True, created_at__lt=cutoff
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:1000]
+    )
+
+
+def notification_digest_recipient_ids() -> list[int]:
+    return list(
+        Notification.objects.filter(delivery=Delivery.DIGEST, emailed_at__isnull=True)
+        .order_by()
+        .values_list("recipient_id", flat=True)
+        .distinct()
+    )
+
+
+def notification_mark_read(*, user: User, notification_id: int) -> Notification:
+    notification = Notification.objects.filter(recipient=user, pk=notification_id).first()
+    if notification is None:
+        raise DomainError("No such notification.", field="notification")
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def notification_mark_all_read(*, user: User) -> int:
+    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def notification_preferences_set(*, user: User, deliveries: dict[str, str]) -> dict[str, str]:
+    """Store the user's delivery per event group; unknown groups or deliveries are refused."""
+    for group, delivery in deliveries.items():
+        if group not in EventGroup.values:
+            raise DomainError(f"Unknown event group {group!r}.", field=group)
+        if delivery not in Delivery.values:
+            raise DomainError(f"Choose one of: {', '.join(Delivery.labels)}.", field=group)
+    for group, delivery in deliveries.items():
+        NotificationPreference.objects.update_or_create(
+            user=user, group=group, defaults={"delivery": delivery}
+        )
+    return deliveries
