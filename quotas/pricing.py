@@ -1,0 +1,146 @@
+"""Price quotes for reserved capacity: contract rate when a contract covers it, list price else.
+
+The one rounding rule (also in ``docs/pricing.md``):
+
+- GPU-hours are exact: window seconds / 3600 x GPU count, as a fraction, never rounded when
+  the total is computed.
+- The total is GPU-hours x rate per GPU-hour, computed exactly, then rounded ONCE, half-up, to
+  the cent (two decimal places). Nothing is rounded on the way.
+- ``Quote.gpu_hours`` is shown as an exact Decimal whenever it has a finite decimal expansion
+  (any window of whole multiples of 36 seconds, so every window of whole hours or of whole
+  quarter hours); otherwise (say, a window of 10 minutes) it is shown rounded half-up to six
+  decimal places, for display only: the total still comes from the exact figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from accounts.models import Organization
+from contracts.selectors import contract_active_for, contract_rate_for
+from portal.errors import DomainError
+
+from .models import GpuSku, Region
+
+LIST_CURRENCY = "USD"
+GPU_HOURS_DISPLAY_PLACES = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The price of ``gpu_count`` GPUs of a SKU in a region over [starts_at, ends_at)."""
+
+    currency: str
+    rate_per_gpu_hour: Decimal
+    source: str  # "contract" or "list"
+    contract_id: int | None
+    contract_number: str | None
+    gpu_count: int
+    starts_at: datetime
+    ends_at: datetime
+    gpu_hours: Decimal
+    total: Decimal
+    list_price_per_gpu_hour: Decimal  # in USD, to show the discount next to a contract rate
+
+    SOURCE_CONTRACT = "contract"
+    SOURCE_LIST = "list"
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-friendly copy, to freeze on a reservation or send over the API."""
+        return {
+            "currency": self.currency,
+            "rate_per_gpu_hour": str(self.rate_per_gpu_hour),
+            "source": self.source,
+            "contract_id": self.contract_id,
+            "contract_number": self.contract_number,
+            "gpu_count": self.gpu_count,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "gpu_hours": str(self.gpu_hours),
+            "total": str(self.total),
+            "list_price_per_gpu_hour": str(self.list_price_per_gpu_hour),
+        }
+
+
+def gpu_hours_exact(*, gpu_count: int, starts_at: datetime, ends_at: datetime) -> Fraction:
+    """GPU-hours of a window as an exact fraction (microseconds included)."""
+    delta = ends_at - starts_at
+    microseconds = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return Fraction(gpu_count * microseconds, 3_600 * 1_000_000)
+
+
+def round_money(amount: Fraction) -> Decimal:
+    """The one money rounding: half-up to the cent, on the exact amount."""
+    cents = amount * 100
+    sign = -1 if cents < 0 else 1
+    cents = abs(cents)
+    whole = (2 * cents.numerator + cents.denominator) // (2 * cents.denominator)
+    return (Decimal(sign * whole) / 100).quantize(Decimal("0.01"))
+
+
+def _fraction_to_decimal(value: Fraction) -> Decimal:
+    """Exact when the fraction has a finite decimal expansion, else six places half-up."""
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    exact = Decimal(value.numerator) / Decimal(value.denominator)
+    if denominator == 1 and Fraction(exact) == value:
+        return exact
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
+        GPU_HOURS_DISPLAY_PLACES, rounding=ROUND_HALF_UP
+    )
+
+
+def quote_price(
+    *,
+    organization: Organization,
+    sku: GpuSku,
+    region: Region,
+    gpu_count: int,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> Quote:
+    """Price ``gpu_count`` GPUs of ``sku`` in ``region`` over [starts_at, ends_at).
+
+    The contract rate applies when the organization's active contract covers the whole window
+    (its term contains the start, and the window ends by the end of the term) and prices the
+    SKU (a rate for the region first, then a rate for any region); it is in the contract's
+    currency. Otherwise the SKU's list price applies, in USD. See the module docstring for the
+    rounding rule.
+    """
+    if not isinstance(gpu_count, int) or isinstance(gpu_count, bool) or gpu_count <= 0:
+        raise DomainError("Ask for at least one GPU.", field="gpu_count")
+    if ends_at <= starts_at:
+        raise DomainError("The end must be after the start.", field="ends_at")
+
+    currency, rate, source = LIST_CURRENCY, Decimal(sku.list_price_per_gpu_hour), Quote.SOURCE_LIST
+    contract_id = contract_number = None
+    contract = contract_active_for(organization=organization, at=starts_at)
+    if contract is not None and ends_at <= datetime.combine(contract.term_end, time.min, UTC):
+        contract_rate = contract_rate_for(contract=contract, sku=sku, region=region)
+        if contract_rate is not None:
+            currency, rate = contract.currency, Decimal(contract_rate.price_per_gpu_hour)
+            source, contract_id, contract_number = (
+                Quote.SOURCE_CONTRACT,
+                contract.pk,
+                contract.number,
+            )
+
+    gpu_hours = gpu_hours_exact(gpu_count=gpu_count, starts_at=starts_at, ends_at=ends_at)
+    return Quote(
+        currency=currency,
+        rate_per_gpu_hour=rate,
+        source=source,
+        contract_id=contract_id,
+        contract_number=contract_number,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        gpu_hours=_fraction_to_decimal(gpu_hours),
+        total=round_money(gpu_hours * Fraction(rate)),
+        list_price_per_gpu_hour=Decimal(sku.list_price_per_gpu_hour),
+    )

@@ -1,0 +1,355 @@
+"""Availability of capacity pools: how many GPUs are free, when, and where else.
+
+The model (see ``docs/capacity.md``): a pool's installed capacity at an instant t is the sum of
+its capacity changes with ``effective_at <= t`` and (``ends_at`` null or ``t < ends_at``); the
+GPUs held at t are the sum of its *live* holds with ``starts_at <= t < ends_at``. A hold is live
+while it is not released and it is a reservation or an offer whose ``expires_at`` is still in the
+future. Free GPUs at t are capacity minus held; every window is half-open [start, end).
+
+Free GPUs are a step function that only changes at event times (a change starting or ending, a
+hold starting or ending), so every read here is one SQL statement that sweeps those events with
+window functions: it folds everything before the window start into one level at the start and
+keeps one level per event time inside the window. Nothing iterates hour by hour.
+
+Free figures may be negative: a capacity reduction applied in "flag" mode can leave a pool
+committed beyond its capacity until the holds it flagged are moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from portal.errors import DomainError
+from quotas.models import CapacityChange, CapacityHold, CapacityPool, GpuSku
+
+# Stands for "no end" when a window is open-ended (a permanent capacity change).
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PoolAvailability:
+    """One pool and the least number of GPUs free in it over a window."""
+
+    pool: CapacityPool
+    free_min: int
+
+    @property
+    def region(self):
+        return self.pool.region
+
+    @property
+    def sku(self):
+        return self.pool.sku
+
+
+@dataclass(frozen=True)
+class PoolLevel:
+    """A stretch [starts_at, ends_at) over which a pool's capacity and held GPUs are constant."""
+
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    held: int
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.held
+
+
+@dataclass(frozen=True)
+class TimelineDay:
+    """One UTC day of a pool: least capacity, most GPUs held and least GPUs free that day."""
+
+    day: date
+    capacity: int
+    held: int
+    free: int
+
+
+# Events over [start, end) of the pools in %(pools)s: (pool_id, t, capacity delta, held delta).
+# Events before the start are folded into the start by the levels query; a zero event at the
+# start makes sure the level at the start exists even when nothing happened before it.
+_EVENTS_SQL = """
+    SELECT c.pool_id, c.effective_at AS t, c.gpus_delta AS dcap, 0 AS dheld
+      FROM {change} c
+     WHERE c.pool_id = ANY(%(pools)s::bigint[])
+       AND c.effective_at < %(end)s
+       AND (c.ends_at IS NULL OR c.ends_at > %(start)s)
+    UNION ALL
+    SELECT c.pool_id, c.ends_at, -c.gpus_delta, 0
+      FROM {change} c
+     WHERE c.pool_id = ANY(%(pools)s::bigint[])
+       AND c.ends_at > %(start)s AND c.ends_at < %(end)s
+    UNION ALL
+    SELECT h.pool_id, h.starts_at, 0, h.gpu_count
+      FROM {hold} h
+     WHERE h.pool_id = ANY(%(pools)s::bigint[]) AND {live}
+       AND h.starts_at < %(end)s AND h.ends_at > %(start)s
+    UNION ALL
+    SELECT h.pool_id, h.ends_at, 0, -h.gpu_count
+      FROM {hold} h
+     WHERE h.pool_id = ANY(%(pools)s::bigint[]) AND {live}
+       AND h.ends_at > %(start)s AND h.ends_at < %(end)s
+    UNION ALL
+    SELECT p, %(start)s, 0, 0 FROM unnest(%(pools)s::bigint[]) AS p
+"""
+
+_LIVE_SQL = (
+    "h.released_at IS NULL"
+    " AND (h.kind = 'reservation' OR h.expires_at > %(now)s)"
+    " AND h.id <> ALL(%(exclude)s::bigint[])"
+)
+
+# One row per pool and level: the level starts at t and lasts until t_next (NULL: window end).
+_LEVELS_SQL = """
+    WITH events AS ({events}),
+    levels AS (
+        SELECT pool_id, t,
+               sum(sum(dcap)) OVER w AS capacity,
+               sum(sum(dheld)) OVER w AS held,
+               lead(t) OVER w AS t_next
+          FROM (SELECT pool_id, GREATEST(t, %(start)s) AS t, dcap, dheld FROM events) AS e
+         GROUP BY pool_id, t
+        WINDOW w AS (PARTITION BY pool_id ORDER BY t)
+    )
+"""
+
+
+def _sql(query: str) -> str:
+    """``query`` (a SELECT over ``levels``) after the events and levels CTEs. The statement is
+    built only from this module's constants and model table names; every value is bound."""
+    events = _EVENTS_SQL.replace("{live}", _LIVE_SQL).format(
+        change=CapacityChange._meta.db_table, hold=CapacityHold._meta.db_table
+    )
+    return _LEVELS_SQL.replace("{events}", events) + query
+
+
+def _params(
+    *,
+    pool_ids: Iterable[int],
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_hold_ids: Iterable[int] = (),
+    **extra: object,
+) -> dict[str, object]:
+    return {
+        "pools": list(pool_ids),
+        "start": starts_at,
+        "end": ends_at,
+        "now": timezone.now(),
+        "exclude": [int(pk) for pk in exclude_hold_ids],
+        **extra,
+    }
+
+
+def _pool_id(pool: CapacityPool | int) -> int:
+    return pool if isinstance(pool, int) else pool.pk
+
+
+def _check_window(starts_at: datetime, ends_at: datetime) -> None:
+    if ends_at <= starts_at:
+        raise DomainError("The end must be after the start.", field="ends_at")
+
+
+def pool_free_min_by_pool(
+    *,
+    pools: Iterable[CapacityPool | int],
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_hold_ids: Iterable[int] = (),
+) -> dict[int, int]:
+    """Least free GPUs over [starts_at, ends_at) for several pools in one query, by pool id."""
+    _check_window(starts_at, ends_at)
+    pool_ids = [_pool_id(pool) for pool in pools]
+    if not pool_ids:
+        return {}
+    sql = _sql("SELECT pool_id, min(capacity - held) FROM levels GROUP BY pool_id")
+    params = _params(
+        pool_ids=pool_ids,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        exclude_hold_ids=exclude_hold_ids,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {pool_id: int(free) for pool_id, free in cursor.fetchall()}
+
+
+def pool_free_min(
+    *,
+    pool: CapacityPool | int,
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_hold_ids: Iterable[int] = (),
+) -> int:
+    """Least free GPUs (installed capacity minus live holds) at any instant of [starts_at,
+    ends_at). Holds listed in ``exclude_hold_ids`` are ignored (to check a hold's own resize)."""
+    return pool_free_min_by_pool(
+        pools=[pool], starts_at=starts_at, ends_at=ends_at, exclude_hold_ids=exclude_hold_ids
+    )[_pool_id(pool)]
+
+
+def pool_fits(
+    *,
+    pool: CapacityPool | int,
+    gpu_count: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_hold_ids: Iterable[int] = (),
+) -> bool:
+    """Whether ``gpu_count`` more GPUs can be held over the whole of [starts_at, ends_at)."""
+    free = pool_free_min(
+        pool=pool, starts_at=starts_at, ends_at=ends_at, exclude_hold_ids=exclude_hold_ids
+    )
+    return free >= gpu_count
+
+
+def pool_levels(
+    *,
+    pool: CapacityPool | int,
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_hold_ids: Iterable[int] = (),
+) -> list[PoolLevel]:
+    """The pool's capacity and held GPUs over [starts_at, ends_at) as constant stretches."""
+    _check_window(starts_at, ends_at)
+    sql = _sql("SELECT t, t_next, capacity, held FROM levels ORDER BY t")
+    params = _params(
+        pool_ids=[_pool_id(pool)],
+        starts_at=starts_at,
+        ends_at=ends_at,
+        exclude_hold_ids=exclude_hold_ids,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            PoolLevel(starts_at=t, ends_at=t_next or ends_at, capacity=int(cap), held=int(held))
+            for t, t_next, cap, held in cursor.fetchall()
+        ]
+
+
+def pool_earliest_start(
+    *,
+    pool: CapacityPool | int,
+    gpu_count: int,
+    duration: timedelta,
+    not_before: datetime,
+    horizon: timedelta,
+) -> datetime | None:
+    """The earliest start in [not_before, not_before + horizon) at which ``gpu_count`` GPUs fit
+    for ``duration``, or None when there is none in that horizon.
+
+    The answer is exact, not rounded to the hour: the earliest fitting start is always either
+    ``not_before`` or an instant where the free figure changes (moving a fitting start that is
+    neither a little earlier keeps it fitting), so those are the only candidates, and one query
+    tests them all. Callers that want whole hours round the answer up themselves.
+    """
+    if gpu_count <= 0:
+        raise DomainError("Ask for at least one GPU.", field="gpu_count")
+    if duration <= timedelta(0):
+        raise DomainError("The duration must be positive.", field="duration")
+    if horizon <= timedelta(0):
+        raise DomainError("The search horizon must be positive.", field="horizon")
+    horizon_end = not_before + horizon
+    sql = _sql(
+        """
+        SELECT c.t FROM levels c
+         WHERE c.t < %(horizon_end)s AND c.capacity - c.held >= %(count)s
+           AND NOT EXISTS (
+               SELECT 1 FROM levels x
+                WHERE x.t > c.t AND x.t < c.t + %(duration)s
+                  AND x.capacity - x.held < %(count)s)
+         ORDER BY c.t
+         LIMIT 1
+        """
+    )
+    params = _params(
+        pool_ids=[_pool_id(pool)],
+        starts_at=not_before,
+        ends_at=horizon_end + duration,
+        horizon_end=horizon_end,
+        count=gpu_count,
+        duration=duration,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def pool_alternatives(
+    *,
+    sku: GpuSku | int,
+    gpu_count: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    exclude_pool: CapacityPool | int | None = None,
+) -> list[PoolAvailability]:
+    """Other active regions offering ``sku`` where ``gpu_count`` GPUs fit over the window,
+    most free first (then by region code). Two queries whatever the number of regions."""
+    pools = CapacityPool.objects.filter(
+        sku_id=sku if isinstance(sku, int) else sku.pk,
+        active=True,
+        region__active=True,
+        sku__active=True,
+    ).select_related("region", "sku")
+    if exclude_pool is not None:
+        pools = pools.exclude(pk=_pool_id(exclude_pool))
+    pools = list(pools)
+    free_by_pool = pool_free_min_by_pool(pools=pools, starts_at=starts_at, ends_at=ends_at)
+    fitting = [
+        PoolAvailability(pool=pool, free_min=free_by_pool[pool.pk])
+        for pool in pools
+        if free_by_pool[pool.pk] >= gpu_count
+    ]
+    return sorted(fitting, key=lambda a: (-a.free_min, a.pool.region.code))
+
+
+def pool_capacity_at(*, pool: CapacityPool | int, at: datetime) -> int:
+    """Installed GPUs of the pool at the instant ``at``."""
+    return pool_levels(pool=pool, starts_at=at, ends_at=at + timedelta(microseconds=1))[0].capacity
+
+
+def pool_held_at(*, pool: CapacityPool | int, at: datetime) -> int:
+    """GPUs held by live holds of the pool at the instant ``at``."""
+    return pool_levels(pool=pool, starts_at=at, ends_at=at + timedelta(microseconds=1))[0].held
+
+
+def pool_timeline(*, pool: CapacityPool | int, start: date, end: date) -> list[TimelineDay]:
+    """Capacity against held GPUs for each UTC day in [start, end), for a chart.
+
+    Per day: the least installed capacity, the most GPUs held and the least GPUs free at any
+    instant of that day (so a short maintenance window or a one-hour peak still shows).
+    """
+    if end <= start:
+        raise DomainError("The end date must be after the start date.", field="end")
+    starts_at = datetime.combine(start, time.min, tzinfo=UTC)
+    ends_at = datetime.combine(end, time.min, tzinfo=UTC)
+    sql = _sql(
+        """,
+        days AS (
+            SELECT d AS d0, d + interval '1 day' AS d1
+              FROM generate_series(
+                  %(start)s::timestamptz, %(end)s::timestamptz - interval '1 day', interval '1 day'
+              ) AS d
+        )
+        SELECT (days.d0 AT TIME ZONE 'UTC')::date, min(l.capacity), max(l.held),
+               min(l.capacity - l.held)
+          FROM days
+          JOIN levels l ON l.t < days.d1 AND coalesce(l.t_next, %(end)s) > days.d0
+         GROUP BY days.d0
+         ORDER BY days.d0
+        """
+    )
+    params = _params(pool_ids=[_pool_id(pool)], starts_at=starts_at, ends_at=ends_at)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            TimelineDay(day=day, capacity=int(cap), held=int(held), free=int(free))
+            for day, cap, held, free in cursor.fetchall()
+        ]
