@@ -26,10 +26,11 @@ USER = settings.AUTH_USER_MODEL
 class TenantOwned(models.Model):
     """Base for rows that belong to one organization (fail-closed scoping)."""
 
+    # Subclasses redeclare ``organization`` with a reverse name where one is useful.
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
 
     objects = TenantManager()
-    all_objects = models.Manager()
+    all_objects = models.Manager()  # noqa: DJ012 (managers belong to the base, fields follow)
 
     class Meta:
         abstract = True
@@ -181,9 +182,10 @@ class CapacityRequest(TenantOwned):
 
     @property
     def summary(self) -> str:
+        where = f"{self.sku} in {self.region.code}"
         if self.kind == self.Kind.QUOTA_INCREASE:
-            return f"on-demand limit {self.on_demand_limit} x {self.sku_id and self.sku} in {self.region_id and self.region.code}"
-        return f"{self.gpu_count} x {self.sku_id and self.sku} in {self.region_id and self.region.code}"
+            return f"on-demand limit {self.on_demand_limit} x {where}"
+        return f"{self.gpu_count} x {where}"
 
     @property
     def is_reservation(self) -> bool:
@@ -309,6 +311,9 @@ class OnDemandQuotaChange(TenantOwned):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.sku_id}/{self.region_id}: {self.old_limit} -> {self.new_limit}"
+
 
 class RequestCheck(TenantOwned):
     """The outcome of one automatic check on one run of the checks."""
@@ -371,6 +376,9 @@ class RequestComment(TenantOwned):
 
     class Meta(TenantOwned.Meta):
         ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Comment on REQ-{self.request_id}"
 
 
 class ApprovalPolicy(TenantOwned):

@@ -1,0 +1,1016 @@
+"""Capacity requests: create, submit, sign-off, decide, offers, waitlist, withdraw, expire.
+
+Each public function is one use case and one transaction. Transitions lock the request row,
+check the table in ``quotas.workflow``, write the timeline and audit rows, and tell the people
+concerned (``quotas.notify``). Capacity is held only through ``quotas.capacity`` (which locks the
+pool row), inside the same transaction as the decision that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization, Role, User
+from accounts.services import audit_record
+from portal.errors import ConflictError, DomainError, NotAllowed
+from quotas import notify
+from quotas.models import (
+    ApprovalPolicy,
+    CapacityHold,
+    CapacityPool,
+    CapacityRequest,
+    GpuSku,
+    OnDemandQuota,
+    OnDemandQuotaChange,
+    Region,
+    RequestComment,
+    Reservation,
+)
+from quotas.workflow import REQUEST_OFFER_STATES, RequestState, ReservationState
+
+from ._base import (
+    candidate_pools,
+    hours,
+    request_lock,
+    request_move,
+    request_record_created,
+    require_decider,
+    require_requester_or_manager,
+    require_second_approver,
+    require_tenant,
+    reservation_record_created,
+    setting_decimal,
+    tenant_role,
+)
+
+S = RequestState
+Kind = CapacityRequest.Kind
+
+
+# --- Validation ----------------------------------------------------------------------------
+def capacity_request_validate(
+    *,
+    kind: str,
+    sku: GpuSku | None,
+    region: Region | None,
+    gpu_count: int | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    on_demand_limit: int | None = None,
+    alternative_skus: Iterable[GpuSku] = (),
+    alternative_regions: Iterable[Region] = (),
+    lead_time: bool = True,
+    now: datetime | None = None,
+) -> CapacityPool:
+    """Refuse bad input with a DomainError naming the field at fault; return the pool."""
+    now = now or timezone.now()
+    if kind not in Kind.values:
+        raise DomainError("Choose a reservation or an on-demand quota increase.", field="kind")
+    if sku is None or not sku.active:
+        raise DomainError("Choose a GPU type that is on sale.", field="sku")
+    if region is None or not region.active:
+        raise DomainError("Choose a region that is open.", field="region")
+    pool = CapacityPool.objects.filter(sku=sku, region=region, active=True).first()
+    if pool is None:
+        raise DomainError(f"{sku} is not offered in {region.code}.", field="region")
+    for alt in alternative_skus:
+        if not alt.active:
+            raise DomainError(f"{alt} is not on sale.", field="alternative_skus")
+    for alt in alternative_regions:
+        if not alt.active:
+            raise DomainError(f"{alt.code} is not open.", field="alternative_regions")
+    if kind == Kind.QUOTA_INCREASE:
+        if on_demand_limit is None or on_demand_limit < 0:
+            raise DomainError("Give the new on-demand limit in GPUs.", field="on_demand_limit")
+        return pool
+    if gpu_count is None or gpu_count <= 0:
+        raise DomainError("Ask for at least one GPU.", field="gpu_count")
+    if sku.sold_in_whole_nodes and gpu_count % sku.gpus_per_node:
+        raise DomainError(
+            f"{sku} is sold in whole nodes of {sku.gpus_per_node} GPUs.", field="gpu_count"
+        )
+    if starts_at is None:
+        raise DomainError("Give the start of the window.", field="starts_at")
+    if ends_at is None:
+        raise DomainError("Give the end of the window.", field="ends_at")
+    lead = timedelta(minutes=settings.QUOTAS_MIN_LEAD_MINUTES) if lead_time else timedelta(0)
+    if starts_at < now + lead:
+        minutes = settings.QUOTAS_MIN_LEAD_MINUTES
+        raise DomainError(
+            f"The start must be at least {minutes} minutes from now."
+            if lead_time
+            else "The start must be in the future.",
+            field="starts_at",
+        )
+    if ends_at <= starts_at:
+        raise DomainError("The end must be after the start.", field="ends_at")
+    max_days = settings.QUOTAS_MAX_DURATION_DAYS
+    if ends_at - starts_at > timedelta(days=max_days):
+        raise DomainError(f"A reservation lasts at most {max_days} days.", field="ends_at")
+    return pool
+
+
+def _quote(*, organization, pool: CapacityPool, gpu_count: int, starts_at, ends_at):
+    from quotas.pricing import quote_price
+
+    return quote_price(
+        organization=organization,
+        sku=pool.sku,
+        region=pool.region,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
+
+
+def request_value(capacity_request: CapacityRequest) -> Decimal:
+    """The request's total at its quote (0 for on-demand quota increases)."""
+    if not capacity_request.is_reservation:
+        return Decimal("0")
+    pool = capacity_request.pool or candidate_pools(capacity_request)[0]
+    return _quote(
+        organization=capacity_request.organization,
+        pool=pool,
+        gpu_count=capacity_request.gpu_count,
+        starts_at=capacity_request.starts_at,
+        ends_at=capacity_request.ends_at,
+    ).total
+
+
+def approval_policy_for(organization: Organization) -> ApprovalPolicy:
+    """The organization's policy, or the default (nothing automatic) when none is set."""
+    policy = ApprovalPolicy.objects.for_organization(organization).first()
+    return policy or ApprovalPolicy(organization=organization)
+
+
+def needs_second_approval(capacity_request: CapacityRequest, *, value: Decimal) -> bool:
+    count = (
+        capacity_request.gpu_count
+        if capacity_request.is_reservation
+        else capacity_request.on_demand_limit
+    )
+    return (count or 0) > settings.QUOTAS_SECOND_APPROVAL_GPUS or value > setting_decimal(
+        "QUOTAS_SECOND_APPROVAL_VALUE"
+    )
+
+
+# --- Create, edit, submit ------------------------------------------------------------------
+@transaction.atomic
+def capacity_request_create(
+    *,
+    organization: Organization,
+    actor: User,
+    kind: str = Kind.RESERVATION,
+    sku: GpuSku,
+    region: Region,
+    gpu_count: int | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    on_demand_limit: int | None = None,
+    justification: str = "",
+    alternative_skus: Iterable[GpuSku] = (),
+    alternative_regions: Iterable[Region] = (),
+    waitlist_if_unavailable: bool = False,
+    submit: bool = True,
+    extends_reservation: Reservation | None = None,
+) -> CapacityRequest:
+    """Create a request as a draft, and submit it unless ``submit`` is False."""
+    require_tenant(actor, organization, "requests.create")
+    alternative_skus = [s for s in alternative_skus if s.pk != getattr(sku, "pk", None)]
+    alternative_regions = [r for r in alternative_regions if r.pk != getattr(region, "pk", None)]
+    capacity_request_validate(
+        kind=kind,
+        sku=sku,
+        region=region,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        on_demand_limit=on_demand_limit,
+        alternative_skus=alternative_skus,
+        alternative_regions=alternative_regions,
+        lead_time=extends_reservation is None,
+    )
+    is_quota = kind == Kind.QUOTA_INCREASE
+    capacity_request = CapacityRequest.all_objects.create(
+        organization=organization,
+        kind=kind,
+        sku=sku,
+        region=region,
+        gpu_count=None if is_quota else gpu_count,
+        starts_at=None if is_quota else starts_at,
+        ends_at=None if is_quota else ends_at,
+        on_demand_limit=on_demand_limit if is_quota else None,
+        justification=justification.strip(),
+        waitlist_if_unavailable=waitlist_if_unavailable and not is_quota,
+        extends_reservation=extends_reservation,
+        requested_by=actor,
+        state=S.DRAFT,
+    )
+    if alternative_skus and not is_quota:
+        capacity_request.alternative_skus.set(alternative_skus)
+    if alternative_regions and not is_quota:
+        capacity_request.alternative_regions.set(alternative_regions)
+    request_record_created(
+        capacity_request,
+        actor=actor,
+        changes={
+            "kind": kind,
+            "sku": sku.code,
+            "region": region.code,
+            "gpu_count": capacity_request.gpu_count,
+            "on_demand_limit": capacity_request.on_demand_limit,
+            "starts_at": starts_at.isoformat() if starts_at and not is_quota else None,
+            "ends_at": ends_at.isoformat() if ends_at and not is_quota else None,
+        },
+    )
+    if submit:
+        return capacity_request_submit(capacity_request=capacity_request, actor=actor)
+    return capacity_request
+
+
+DRAFT_FIELDS = (
+    "sku",
+    "region",
+    "gpu_count",
+    "starts_at",
+    "ends_at",
+    "on_demand_limit",
+    "justification",
+    "waitlist_if_unavailable",
+)
+
+
+@transaction.atomic
+def capacity_request_update(
+    *, capacity_request: CapacityRequest, actor: User, **fields
+) -> CapacityRequest:
+    """Edit a draft (fields of ``DRAFT_FIELDS``, ``alternative_skus``, ``alternative_regions``)."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    if capacity_request.state != S.DRAFT:
+        raise ConflictError(
+            f"Only a draft can be edited; this request is {capacity_request.state}.",
+            field="state",
+        )
+    unknown = set(fields) - set(DRAFT_FIELDS) - {"alternative_skus", "alternative_regions"}
+    if unknown:
+        raise DomainError(f"Unknown field {sorted(unknown)[0]}.", field=sorted(unknown)[0])
+    alt_skus = fields.pop("alternative_skus", None)
+    alt_regions = fields.pop("alternative_regions", None)
+    for name, value in fields.items():
+        setattr(capacity_request, name, value)
+    capacity_request_validate(
+        kind=capacity_request.kind,
+        sku=capacity_request.sku,
+        region=capacity_request.region,
+        gpu_count=capacity_request.gpu_count,
+        starts_at=capacity_request.starts_at,
+        ends_at=capacity_request.ends_at,
+        on_demand_limit=capacity_request.on_demand_limit,
+        alternative_skus=alt_skus or (),
+        alternative_regions=alt_regions or (),
+        lead_time=not capacity_request.is_extension,
+    )
+    capacity_request.version += 1
+    capacity_request.updated_at = timezone.now()
+    capacity_request.save()
+    if alt_skus is not None:
+        capacity_request.alternative_skus.set(alt_skus)
+    if alt_regions is not None:
+        capacity_request.alternative_regions.set(alt_regions)
+    audit_record(
+        organization=capacity_request.organization,
+        actor=actor,
+        action="capacity_request.updated",
+        target=capacity_request,
+        changes={k: str(v) for k, v in fields.items()},
+    )
+    return capacity_request
+
+
+def _signoff_needed(capacity_request: CapacityRequest, *, role: str | None) -> bool:
+    """An organization may require sign-off by an owner/admin for members' requests and/or
+    above a value. An owner's or admin's own submission is its own sign-off."""
+    if role in (Role.OWNER, Role.ADMIN):
+        return False
+    policy = approval_policy_for(capacity_request.organization)
+    if policy.signoff_for_members:
+        return True
+    if policy.signoff_above_value is not None and capacity_request.is_reservation:
+        return request_value(capacity_request) >= policy.signoff_above_value
+    return False
+
+
+def _enqueue_checks(capacity_request: CapacityRequest) -> None:
+    from quotas.tasks import run_checks_task
+
+    request_id, organization_id = capacity_request.pk, capacity_request.organization_id
+    transaction.on_commit(lambda: run_checks_task.delay(request_id, organization_id), robust=True)
+
+
+@transaction.atomic
+def capacity_request_submit(*, capacity_request: CapacityRequest, actor: User) -> CapacityRequest:
+    """Send a draft on: to sign-off inside the organization when its policy says so, else to
+    the automatic checks (a Celery task enqueued after commit)."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    if capacity_request.state == S.DRAFT and capacity_request.is_reservation:
+        # A draft may have sat until its window no longer qualifies.
+        capacity_request_validate(
+            kind=capacity_request.kind,
+            sku=capacity_request.sku,
+            region=capacity_request.region,
+            gpu_count=capacity_request.gpu_count,
+            starts_at=capacity_request.starts_at,
+            ends_at=capacity_request.ends_at,
+            lead_time=not capacity_request.is_extension,
+        )
+    role = tenant_role(actor, capacity_request.organization)
+    now = timezone.now()
+    capacity_request.submitted_at = now
+    if capacity_request.state == S.DRAFT and _signoff_needed(capacity_request, role=role):
+        request_move(
+            capacity_request,
+            to_state=S.PENDING_INTERNAL_APPROVAL,
+            actor=actor,
+            at=now,
+            update_fields=("submitted_at",),
+        )
+        notify.request_moved(capacity_request, actor=actor)
+        return capacity_request
+    if role in (Role.OWNER, Role.ADMIN):
+        capacity_request.signed_off_by = actor
+        capacity_request.signed_off_at = now
+    request_move(
+        capacity_request,
+        to_state=S.SUBMITTED,
+        actor=actor,
+        at=now,
+        update_fields=("submitted_at", "signed_off_by", "signed_off_at"),
+    )
+    _enqueue_checks(capacity_request)
+    notify.request_moved(capacity_request, actor=actor)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_sign_off(
+    *, capacity_request: CapacityRequest, actor: User, approve: bool, reason: str = ""
+) -> CapacityRequest:
+    """An owner or admin signs a request off (on to the provider) or turns it down."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_tenant(actor, capacity_request.organization, "requests.sign_off")
+    if capacity_request.requested_by_id == actor.pk:
+        raise NotAllowed("Another owner or admin must sign off your own request.")
+    if approve:
+        capacity_request.signed_off_by = actor
+        capacity_request.signed_off_at = timezone.now()
+        request_move(
+            capacity_request,
+            to_state=S.SUBMITTED,
+            actor=actor,
+            reason=reason.strip(),
+            update_fields=("signed_off_by", "signed_off_at"),
+        )
+        _enqueue_checks(capacity_request)
+    else:
+        reason = _required_reason(reason)
+        capacity_request.decided_by = actor
+        capacity_request.decided_at = timezone.now()
+        capacity_request.decision_reason = reason
+        request_move(
+            capacity_request,
+            to_state=S.REJECTED,
+            actor=actor,
+            reason=reason,
+            update_fields=("decided_by", "decided_at", "decision_reason"),
+        )
+    notify.request_moved(capacity_request, actor=actor)
+    return capacity_request
+
+
+def _required_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give a reason: the requester will read it.", field="reason")
+    return reason
+
+
+# --- Provider decisions --------------------------------------------------------------------
+def pending_approval_enter(
+    capacity_request: CapacityRequest,
+    *,
+    actor: User | None,
+    reason: str = "",
+    update_fields: tuple[str, ...] = (),
+) -> None:
+    """Move a locked request to the account manager's queue with a decision due time."""
+    now = timezone.now()
+    due = now + hours("QUOTAS_DECISION_SLA_HOURS")
+    if capacity_request.starts_at is not None:
+        due = max(now, min(due, capacity_request.starts_at))
+    capacity_request.decision_due_at = due
+    capacity_request.reminder_sent_at = None
+    capacity_request.escalated_at = None
+    request_move(
+        capacity_request,
+        to_state=S.PENDING_APPROVAL,
+        actor=actor,
+        reason=reason,
+        at=now,
+        update_fields=(
+            "decision_due_at",
+            "reminder_sent_at",
+            "escalated_at",
+            *update_fields,
+        ),
+    )
+
+
+def _pool_choice(capacity_request: CapacityRequest, pool: CapacityPool | None) -> CapacityPool:
+    pools = candidate_pools(capacity_request)
+    if pool is None:
+        if capacity_request.pool_id and any(p.pk == capacity_request.pool_id for p in pools):
+            return next(p for p in pools if p.pk == capacity_request.pool_id)
+        if not pools:
+            raise DomainError("No open pool matches this request any more.", field="pool")
+        return pools[0]
+    for candidate in pools:
+        if candidate.pk == pool.pk:
+            return candidate
+    raise DomainError(
+        "Choose the requested pool or one of the request's alternatives.", field="pool"
+    )
+
+
+def reservation_grant(
+    capacity_request: CapacityRequest,
+    *,
+    actor: User | None,
+    pool: CapacityPool,
+    gpu_count: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    hold: CapacityHold | None = None,
+    reason: str = "",
+) -> Reservation:
+    """Approve a locked reservation request: hold the capacity (under the pool lock, unless an
+    offer's hold is being confirmed), freeze the quote, create the scheduled reservation.
+    Runs inside the caller's transaction, so the approval and the hold commit together."""
+    from quotas.capacity import hold_confirm_offer, hold_place
+
+    if hold is None:
+        hold = hold_place(
+            pool=pool,
+            organization=capacity_request.organization,
+            gpu_count=gpu_count,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            kind=CapacityHold.Kind.RESERVATION,
+            actor=actor,
+        )
+    else:
+        hold = hold_confirm_offer(hold=hold, actor=actor)
+    quote = _quote(
+        organization=capacity_request.organization,
+        pool=pool,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+    )
+    now = timezone.now()
+    capacity_request.pool = pool
+    capacity_request.decided_by = actor
+    capacity_request.decided_at = now
+    capacity_request.decision_reason = reason
+    capacity_request.decision_due_at = None
+    capacity_request.quote_currency = quote.currency
+    capacity_request.quote_rate_per_gpu_hour = quote.rate_per_gpu_hour
+    capacity_request.quote_gpu_hours = quote.gpu_hours
+    capacity_request.quote_total = quote.total
+    capacity_request.quote_source = quote.source
+    request_move(
+        capacity_request,
+        to_state=S.APPROVED,
+        actor=actor,
+        reason=reason,
+        at=now,
+        changes={"pool": pool.pk, "gpu_count": gpu_count, "total": str(quote.total)},
+        update_fields=(
+            "pool",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "decision_due_at",
+            "quote_currency",
+            "quote_rate_per_gpu_hour",
+            "quote_gpu_hours",
+            "quote_total",
+            "quote_source",
+        ),
+    )
+    reservation = Reservation.all_objects.create(
+        organization=capacity_request.organization,
+        request=capacity_request,
+        pool=pool,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        hold=hold,
+        state=ReservationState.SCHEDULED,
+        currency=quote.currency,
+        rate_per_gpu_hour=quote.rate_per_gpu_hour,
+        gpu_hours=quote.gpu_hours,
+        total=quote.total,
+        price_source=quote.source,
+        contract_id=getattr(quote, "contract_id", None),
+        created_at=now,
+    )
+    reservation_record_created(reservation, actor=actor)
+    return reservation
+
+
+def quota_grant(
+    capacity_request: CapacityRequest, *, actor: User | None, reason: str = ""
+) -> OnDemandQuota:
+    """Approve a locked on-demand quota request: raise (or set) the organization's limit."""
+    organization = capacity_request.organization
+    quota, _ = OnDemandQuota.all_objects.select_for_update().get_or_create(
+        organization=organization,
+        sku=capacity_request.sku,
+        region=capacity_request.region,
+    )
+    old = quota.gpu_limit
+    now = timezone.now()
+    quota.gpu_limit = capacity_request.on_demand_limit
+    quota.updated_at = now
+    quota.save(update_fields=["gpu_limit", "updated_at"])
+    OnDemandQuotaChange.all_objects.create(
+        organization=organization,
+        sku=capacity_request.sku,
+        region=capacity_request.region,
+        old_limit=old,
+        new_limit=quota.gpu_limit,
+        effective_at=now,
+        request=capacity_request,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+    )
+    capacity_request.decided_by = actor
+    capacity_request.decided_at = now
+    capacity_request.decision_reason = reason
+    capacity_request.decision_due_at = None
+    request_move(
+        capacity_request,
+        to_state=S.APPROVED,
+        actor=actor,
+        reason=reason,
+        at=now,
+        changes={"on_demand_limit": {"from": old, "to": quota.gpu_limit}},
+        update_fields=("decided_by", "decided_at", "decision_reason", "decision_due_at"),
+    )
+    return quota
+
+
+def _grant(capacity_request, *, actor, pool=None, reason=""):
+    if capacity_request.is_reservation:
+        chosen = _pool_choice(capacity_request, pool)
+        return reservation_grant(
+            capacity_request,
+            actor=actor,
+            pool=chosen,
+            gpu_count=capacity_request.gpu_count,
+            starts_at=capacity_request.starts_at,
+            ends_at=capacity_request.ends_at,
+            reason=reason,
+        )
+    return quota_grant(capacity_request, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def capacity_request_approve(
+    *,
+    capacity_request: CapacityRequest,
+    actor: User,
+    pool: CapacityPool | None = None,
+    reason: str = "",
+) -> CapacityRequest:
+    """Approve. From the account manager's queue a request above the second-approval threshold
+    (GPUs or value) moves on to the capacity planners; otherwise, and at the second approval,
+    the capacity is held and the reservation created in this same transaction (raising
+    ``InsufficientCapacity`` and changing nothing when it no longer fits)."""
+    capacity_request = request_lock(capacity_request.pk)
+    organization = capacity_request.organization
+    state = capacity_request.state
+    reason = (reason or "").strip()
+    if state == S.PENDING_SECOND_APPROVAL:
+        require_second_approver(actor, capacity_request)
+        _grant(capacity_request, actor=actor, pool=pool, reason=reason)
+    elif state == S.PENDING_APPROVAL:
+        require_decider(actor, organization)
+        chosen = _pool_choice(capacity_request, pool) if capacity_request.is_reservation else None
+        if chosen is not None:
+            capacity_request.pool = chosen
+        if needs_second_approval(capacity_request, value=request_value(capacity_request)):
+            capacity_request.first_approved_by = actor
+            capacity_request.first_approved_at = timezone.now()
+            capacity_request.decision_due_at = timezone.now() + hours("QUOTAS_DECISION_SLA_HOURS")
+            if capacity_request.starts_at is not None:
+                capacity_request.decision_due_at = max(
+                    timezone.now(),
+                    min(capacity_request.decision_due_at, capacity_request.starts_at),
+                )
+            capacity_request.reminder_sent_at = None
+            capacity_request.escalated_at = None
+            request_move(
+                capacity_request,
+                to_state=S.PENDING_SECOND_APPROVAL,
+                actor=actor,
+                reason=reason,
+                update_fields=(
+                    "pool",
+                    "first_approved_by",
+                    "first_approved_at",
+                    "decision_due_at",
+                    "reminder_sent_at",
+                    "escalated_at",
+                ),
+            )
+        else:
+            capacity_request.first_approved_by = actor
+            capacity_request.first_approved_at = timezone.now()
+            capacity_request.save(update_fields=["first_approved_by", "first_approved_at"])
+            _grant(capacity_request, actor=actor, pool=chosen, reason=reason)
+    else:
+        require_decider(actor, organization)
+        request_move(capacity_request, to_state=S.APPROVED, actor=actor)  # raises
+    notify.request_moved(capacity_request, actor=actor, reason=reason)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_reject(
+    *, capacity_request: CapacityRequest, actor: User, reason: str
+) -> CapacityRequest:
+    """Reject with a reason (required: the requester reads it)."""
+    capacity_request = request_lock(capacity_request.pk)
+    if capacity_request.state == S.PENDING_SECOND_APPROVAL:
+        require_second_approver(actor, capacity_request)
+    else:
+        require_decider(actor, capacity_request.organization)
+    reason = _required_reason(reason)
+    capacity_request.decided_by = actor
+    capacity_request.decided_at = timezone.now()
+    capacity_request.decision_reason = reason
+    capacity_request.decision_due_at = None
+    request_move(
+        capacity_request,
+        to_state=S.REJECTED,
+        actor=actor,
+        reason=reason,
+        update_fields=("decided_by", "decided_at", "decision_reason", "decision_due_at"),
+    )
+    notify.request_moved(capacity_request, actor=actor, reason=reason)
+    return capacity_request
+
+
+def offer_expiry(*, starts_at: datetime, now: datetime | None = None) -> datetime:
+    """An offer holds its capacity for the offer hold time, and never past its own start."""
+    now = now or timezone.now()
+    return max(now + timedelta(minutes=1), min(now + hours("QUOTAS_OFFER_HOLD_HOURS"), starts_at))
+
+
+def offer_place(
+    capacity_request: CapacityRequest,
+    *,
+    kind: str,
+    pool: CapacityPool,
+    gpu_count: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    note: str = "",
+    now: datetime | None = None,
+    actor: User | None = None,
+) -> CapacityHold:
+    """Hold an offer's capacity (under the pool lock) and record the offer on the request."""
+    from quotas.capacity import hold_place
+
+    expires_at = offer_expiry(starts_at=starts_at, now=now)
+    hold = hold_place(
+        pool=pool,
+        organization=capacity_request.organization,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        kind=CapacityHold.Kind.OFFER,
+        expires_at=expires_at,
+        actor=actor,
+    )
+    capacity_request.offer_kind = kind
+    capacity_request.offer_pool = pool
+    capacity_request.offer_gpu_count = gpu_count
+    capacity_request.offer_starts_at = starts_at
+    capacity_request.offer_ends_at = ends_at
+    capacity_request.offer_expires_at = expires_at
+    capacity_request.offer_note = note
+    capacity_request.offer_hold = hold
+    return hold
+
+
+OFFER_FIELDS = (
+    "offer_kind",
+    "offer_pool",
+    "offer_gpu_count",
+    "offer_starts_at",
+    "offer_ends_at",
+    "offer_expires_at",
+    "offer_note",
+    "offer_hold",
+)
+
+
+@transaction.atomic
+def capacity_request_counter_offer(
+    *,
+    capacity_request: CapacityRequest,
+    actor: User,
+    gpu_count: int | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    region: Region | None = None,
+    sku: GpuSku | None = None,
+    note: str = "",
+) -> CapacityRequest:
+    """Offer something else (fewer GPUs, another window, region or SKU). The offer must fit:
+    its capacity is held until the tenant answers or the offer lapses."""
+    capacity_request = request_lock(capacity_request.pk)
+    if capacity_request.state == S.PENDING_SECOND_APPROVAL:
+        require_second_approver(actor, capacity_request)
+    else:
+        require_decider(actor, capacity_request.organization)
+    if capacity_request.state not in (S.PENDING_APPROVAL, S.PENDING_SECOND_APPROVAL):
+        request_move(capacity_request, to_state=S.COUNTER_OFFERED, actor=actor)  # raises
+    if not capacity_request.is_reservation:
+        raise DomainError(
+            "On-demand quota requests are approved or rejected, not counter-offered.",
+            field="kind",
+        )
+    sku = sku or capacity_request.sku
+    region = region or capacity_request.region
+    gpu_count = gpu_count if gpu_count is not None else capacity_request.gpu_count
+    starts_at = starts_at or capacity_request.starts_at
+    ends_at = ends_at or capacity_request.ends_at
+    pool = capacity_request_validate(
+        kind=Kind.RESERVATION,
+        sku=sku,
+        region=region,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        lead_time=False,
+    )
+    if (pool.pk, gpu_count, starts_at, ends_at) == (
+        _pool_choice(capacity_request, None).pk,
+        capacity_request.gpu_count,
+        capacity_request.starts_at,
+        capacity_request.ends_at,
+    ):
+        raise DomainError("A counter-offer must change something; to accept, approve.")
+    offer_place(
+        capacity_request,
+        kind=CapacityRequest.OfferKind.COUNTER,
+        pool=pool,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        note=note.strip(),
+        actor=actor,
+    )
+    request_move(
+        capacity_request,
+        to_state=S.COUNTER_OFFERED,
+        actor=actor,
+        reason=note.strip(),
+        changes={
+            "offer_pool": pool.pk,
+            "offer_gpu_count": gpu_count,
+            "offer_starts_at": starts_at.isoformat(),
+            "offer_ends_at": ends_at.isoformat(),
+        },
+        update_fields=OFFER_FIELDS,
+    )
+    notify.request_moved(capacity_request, actor=actor, reason=note)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_accept_offer(
+    *, capacity_request: CapacityRequest, actor: User | None
+) -> CapacityRequest:
+    """The tenant accepts a counter-offer or a waitlist offer: the offer's hold becomes the
+    reservation's hold (no new capacity check: it was held)."""
+    capacity_request = request_lock(capacity_request.pk)
+    if actor is not None:
+        require_requester_or_manager(actor, capacity_request, "requests.create")
+    if capacity_request.state not in REQUEST_OFFER_STATES:
+        request_move(capacity_request, to_state=S.APPROVED, actor=actor)  # raises
+    if capacity_request.offer_expires_at and capacity_request.offer_expires_at <= timezone.now():
+        raise ConflictError("This offer has lapsed.", field="offer_expires_at")
+    offer_accept_locked(capacity_request, actor=actor)
+    notify.request_moved(capacity_request, actor=actor)
+    return capacity_request
+
+
+def offer_accept_locked(capacity_request: CapacityRequest, *, actor: User | None) -> Reservation:
+    hold = CapacityHold.all_objects.select_related("pool").get(pk=capacity_request.offer_hold_id)
+    pool = CapacityPool.objects.select_related("sku", "region").get(pk=hold.pool_id)
+    return reservation_grant(
+        capacity_request,
+        actor=actor,
+        pool=pool,
+        gpu_count=capacity_request.offer_gpu_count,
+        starts_at=capacity_request.offer_starts_at,
+        ends_at=capacity_request.offer_ends_at,
+        hold=hold,
+        reason="Offer accepted" if actor is not None else "Offer accepted automatically",
+    )
+
+
+def _release_offer(capacity_request: CapacityRequest, *, actor: User | None = None) -> None:
+    from quotas.capacity import hold_release
+
+    if capacity_request.offer_hold_id:
+        hold = CapacityHold.all_objects.get(pk=capacity_request.offer_hold_id)
+        hold_release(hold=hold, actor=actor)
+
+
+@transaction.atomic
+def capacity_request_decline_offer(
+    *, capacity_request: CapacityRequest, actor: User, reason: str = ""
+) -> CapacityRequest:
+    """The tenant declines an offer: its capacity is released and the request withdrawn."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    if capacity_request.state not in REQUEST_OFFER_STATES:
+        raise ConflictError(
+            f"There is no offer to decline: the request is "
+            f"{capacity_request.state.replace('_', ' ')}.",
+            field="state",
+        )
+    _release_offer(capacity_request, actor=actor)
+    request_move(
+        capacity_request,
+        to_state=S.WITHDRAWN,
+        actor=actor,
+        reason=(reason or "Offer declined").strip(),
+    )
+    notify.request_moved(capacity_request, actor=actor, reason=reason)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_withdraw(
+    *, capacity_request: CapacityRequest, actor: User, reason: str = ""
+) -> CapacityRequest:
+    """The requester (or an owner/admin) withdraws an undecided request; an offer's hold goes."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    from_state = capacity_request.state
+    request_move(capacity_request, to_state=S.WITHDRAWN, actor=actor, reason=reason.strip())
+    if from_state in REQUEST_OFFER_STATES:
+        _release_offer(capacity_request, actor=actor)
+    notify.request_moved(capacity_request, actor=actor, reason=reason)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_waitlist(*, capacity_request: CapacityRequest, actor: User) -> CapacityRequest:
+    """Join the waitlist: when capacity frees, the first fitting waitlisted request is offered
+    it. Only reservation requests wait; nothing is held while waiting."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    if not capacity_request.is_reservation:
+        raise DomainError("Only reservation requests can wait for capacity.", field="kind")
+    capacity_request.decision_due_at = None
+    request_move(
+        capacity_request,
+        to_state=S.WAITLISTED,
+        actor=actor,
+        update_fields=("decision_due_at",),
+    )
+    notify.request_moved(capacity_request, actor=actor)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_expire(*, request_id: int, now: datetime | None = None) -> bool:
+    """Expire a request still undecided at its start, or an offer that lapsed. Idempotent:
+    returns False (and does nothing) when the request no longer qualifies."""
+    now = now or timezone.now()
+    capacity_request = request_lock(request_id)
+    state = capacity_request.state
+    started = capacity_request.starts_at is not None and capacity_request.starts_at <= now
+    lapsed = (
+        state in REQUEST_OFFER_STATES
+        and capacity_request.offer_expires_at is not None
+        and capacity_request.offer_expires_at <= now
+    )
+    from quotas.workflow import REQUEST_UNDECIDED
+
+    if state not in REQUEST_UNDECIDED or not (started or lapsed):
+        return False
+    if state in REQUEST_OFFER_STATES:
+        _release_offer(capacity_request)
+    reason = "The offer lapsed." if lapsed and not started else "Undecided at its start."
+    capacity_request.decision_due_at = None
+    request_move(
+        capacity_request,
+        to_state=S.EXPIRED,
+        actor=None,
+        reason=reason,
+        update_fields=("decision_due_at",),
+    )
+    notify.request_moved(capacity_request, actor=None, reason=reason)
+    return True
+
+
+# --- Comments and policy -------------------------------------------------------------------
+@transaction.atomic
+def request_comment_add(
+    *, capacity_request: CapacityRequest, author: User, body: str
+) -> RequestComment:
+    """A comment on a request by a member who may see it or by the staff deciding it."""
+    body = (body or "").strip()
+    if not body:
+        raise DomainError("Write something.", field="body")
+    organization = capacity_request.organization
+    if tenant_role(author, organization) is None:
+        require_decider(author, organization)
+    comment = RequestComment.all_objects.create(
+        organization=organization, request=capacity_request, author=author, body=body
+    )
+    audit_record(
+        organization=organization,
+        actor=author,
+        action="capacity_request.commented",
+        target=capacity_request,
+        changes={"comment": comment.pk},
+    )
+    notify.request_commented(capacity_request, comment=comment, actor=author)
+    return comment
+
+
+POLICY_FIELDS = (
+    "auto_approve_max_gpus",
+    "auto_approve_max_value",
+    "auto_approve_requires_contract",
+    "signoff_for_members",
+    "signoff_above_value",
+    "auto_accept_waitlist_offers",
+)
+# Sign-off and auto-accept are the tenant's own choices; auto-approval is the provider's.
+TENANT_POLICY_FIELDS = ("signoff_for_members", "signoff_above_value", "auto_accept_waitlist_offers")
+
+
+@transaction.atomic
+def approval_policy_set(*, organization: Organization, actor: User, **fields) -> ApprovalPolicy:
+    """Set an organization's approval policy. The account manager sets every field; the
+    organization's owners/admins set only its sign-off and auto-accept choices."""
+    unknown = set(fields) - set(POLICY_FIELDS)
+    if unknown:
+        name = sorted(unknown)[0]
+        raise DomainError(f"Unknown policy field {name}.", field=name)
+    if tenant_role(actor, organization) in (Role.OWNER, Role.ADMIN):
+        not_theirs = set(fields) - set(TENANT_POLICY_FIELDS)
+        if not_theirs:
+            raise NotAllowed("Auto-approval is set by the organization's account manager.")
+    else:
+        require_decider(actor, organization)
+    for name in ("auto_approve_max_value", "signoff_above_value"):
+        if fields.get(name) is not None and Decimal(fields[name]) < 0:
+            raise DomainError("A value cannot be negative.", field=name)
+    if fields.get("auto_approve_max_gpus") is not None and fields["auto_approve_max_gpus"] < 0:
+        raise DomainError("A GPU count cannot be negative.", field="auto_approve_max_gpus")
+    policy, _ = ApprovalPolicy.all_objects.select_for_update().get_or_create(
+        organization=organization
+    )
+    before = {name: str(getattr(policy, name)) for name in fields}
+    for name, value in fields.items():
+        setattr(policy, name, value)
+    policy.updated_by = actor
+    policy.updated_at = timezone.now()
+    policy.full_clean(exclude=["organization"])
+    policy.save()
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action="approval_policy.updated",
+        target=policy,
+        changes={name: {"from": before[name], "to": str(v)} for name, v in fields.items()},
+    )
+    return policy
