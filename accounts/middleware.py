@@ -1,7 +1,7 @@
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
@@ -16,7 +16,8 @@ class StaffMfaRequiredMiddleware:
     """Provider staff must have TOTP before reaching anything but MFA setup and logout.
 
     allauth has no switch that requires MFA for a group of users, so this is enforced here,
-    in one place, for every request (pages, admin and API sessions alike).
+    in one place, for every request (pages, admin and API sessions alike). It must come after
+    the authentication and message middleware.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
@@ -32,8 +33,6 @@ class StaffMfaRequiredMiddleware:
             and mfa_required_for_staff(user)
         ):
             if request.path.startswith("/api/"):
-                from django.http import JsonResponse
-
                 return JsonResponse(
                     {
                         "type": "about:blank",
@@ -45,7 +44,9 @@ class StaffMfaRequiredMiddleware:
                     content_type="application/problem+json",
                 )
             messages.warning(
-                request, "Provider staff must set up two-factor authentication before going on."
+                request,
+                "Provider staff must set up two-factor authentication before going on.",
+                fail_silently=True,
             )
             return redirect(reverse("mfa_activate_totp"))
         return self.get_response(request)

@@ -147,8 +147,8 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantManager()
     all_objects = models.Manager()
+    objects = TenantManager()
 
     class Meta:
         default_manager_name = "all_objects"
@@ -184,8 +184,8 @@ class Invitation(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantManager()
     all_objects = models.Manager()
+    objects = TenantManager()
 
     class Meta:
         default_manager_name = "all_objects"
@@ -240,8 +240,8 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    objects = TenantManager()
     all_objects = models.Manager()
+    objects = TenantManager()
 
     class Meta:
         default_manager_name = "all_objects"

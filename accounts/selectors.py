@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.db.models import QuerySet
 from django.http import Http404
 
 from .models import AuditEvent, Invitation, Membership, Organization, Role, StaffRole, User
-from .permissions import SUPERUSER, role_has, staff_role_has
+from .permissions import (
+    ROLE_CAPABILITIES,
+    STAFF_CAPABILITIES,
+    SUPERUSER,
+    role_has,
+    staff_role_has,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,11 @@ class OrganizationAccess:
         if self.role is not None and role_has(self.role, capability):
             return True
         return self.staff_role is not None and staff_role_has(self.staff_role, capability)
+
+    @cached_property
+    def capabilities(self) -> frozenset[str]:
+        """Every capability held here, for templates (``{% if "audit.view" in caps %}``)."""
+        return frozenset(c for c in {*ROLE_CAPABILITIES, *STAFF_CAPABILITIES} if self.can(c))
 
 
 def staff_role_for(user: User) -> str | None:

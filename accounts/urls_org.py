@@ -4,7 +4,13 @@ from . import views
 
 urlpatterns = [
     path("members/", views.MemberListView.as_view(), name="member_list"),
-    path("members/<int:membership_id>/", views.MemberDetailView.as_view(), name="member_detail"),
+    path("members/<int:membership_id>/role/", views.MemberRoleView.as_view(), name="member_role"),
+    path(
+        "members/<int:membership_id>/remove/",
+        views.MemberRemoveView.as_view(),
+        name="member_remove",
+    ),
+    path("leave/", views.OrganizationLeaveView.as_view(), name="organization_leave"),
     path(
         "invitations/<int:invitation_id>/revoke/",
         views.InvitationRevokeView.as_view(),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
+from allauth.account.adapter import get_adapter as get_account_adapter
+from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,8 +20,10 @@ from portal.errors import DomainError
 from . import selectors, services
 from .adapters import INVITATION_SESSION_KEY
 from .forms import AuditFilterForm, InvitationForm, MembershipRoleForm, OrganizationSettingsForm
-from .models import Invitation, Membership
+from .models import Invitation, Membership, Role
 from .views_base import OrganizationViewMixin
+
+AUDIT_PAGE_SIZE = 50
 
 
 @login_required
@@ -27,35 +32,34 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     if user.is_provider_staff:
         return redirect("staff_home")
-    organizations = list(selectors.organization_list_for_user(user=user)[:2])
+    organizations = list(selectors.organization_list_for_user(user=user))
     if len(organizations) == 1:
         return redirect("org_dashboard", org_slug=organizations[0].slug)
-    return render(
-        request,
-        "accounts/organization_choose.html",
-        {"organizations": selectors.organization_list_for_user(user=user)},
-    )
+    return render(request, "accounts/organization_choose.html", {"organizations": organizations})
 
 
 class MemberListView(OrganizationViewMixin, TemplateView):
+    """Members and pending invitations; owners and admins invite (POST) from here."""
+
     template_name = "accounts/member_list.html"
-    permission_map = {"GET": "members.view", "POST": "members.manage"}
+    permission_map = {"GET": "members.view", "HEAD": "members.view", "POST": "members.manage"}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        can_manage = self.access.can("members.manage")
         context["memberships"] = selectors.membership_list(organization=self.organization)
-        context["can_manage"] = self.access.can("members.manage")
+        context["can_manage"] = can_manage
+        context["actor_is_owner"] = self.access.role == Role.OWNER
         context["invitations"] = (
-            selectors.invitation_list_pending(organization=self.organization)
-            if context["can_manage"]
-            else []
+            selectors.invitation_list_pending(organization=self.organization) if can_manage else []
         )
-        context.setdefault("invite_form", InvitationForm())
-        context["role_choices"] = Membership._meta.get_field("role").choices
+        context.setdefault("invite_form", InvitationForm(actor_role=self.access.role))
+        context["role_choices"] = Role.choices
+        context["invitation_ttl_hours"] = settings.INVITATION_TTL_HOURS
         return context
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        form = InvitationForm(request.POST)
+        form = InvitationForm(request.POST, actor_role=self.access.role)
         if form.is_valid():
             try:
                 issued = services.invitation_create(
@@ -73,82 +77,141 @@ class MemberListView(OrganizationViewMixin, TemplateView):
         return self.render_to_response(self.get_context_data(invite_form=form), status=400)
 
 
-class MemberDetailView(OrganizationViewMixin, TemplateView):
-    """POST changes a member's role or removes them (members.manage), or lets one leave."""
+class _MembershipMixin(OrganizationViewMixin):
+    """Loads the membership named in the URL, inside the organization only."""
 
-    permission_map = {"POST": "members.view"}
-
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def get_membership(self) -> Membership:
         membership = (
-            Membership.objects.for_organization(self.organization)
-            .select_related("user", "organization")
-            .filter(pk=kwargs["membership_id"])
+            selectors.membership_list(organization=self.organization)
+            .filter(pk=self.kwargs["membership_id"])
             .first()
         )
         if membership is None:
             raise Http404("No such member.")
-        action = request.POST.get("action")
-        is_self = membership.user_id == request.user.pk
-        if action != "leave" or not is_self:
-            if not self.access.can("members.manage"):
-                from django.core.exceptions import PermissionDenied
-
-                raise PermissionDenied("Only owners and admins manage members.")
-        try:
-            if action == "role":
-                form = MembershipRoleForm(request.POST)
-                if not form.is_valid():
-                    raise DomainError("Choose a valid role.", field="role")
-                services.membership_change_role(
-                    membership=membership,
-                    role=form.cleaned_data["role"],
-                    actor=request.user,
-                    request=request,
-                )
-                messages.success(
-                    request, f"{membership.user.email} is now {form.cleaned_data['role']}."
-                )
-            elif action in ("remove", "leave"):
-                services.membership_remove(
-                    membership=membership, actor=request.user, request=request
-                )
-                if is_self:
-                    messages.success(request, f"You left {self.organization.name}.")
-                    return redirect("home")
-                messages.success(request, f"{membership.user.email} was removed.")
-            else:
-                raise DomainError("Unknown action.")
-        except DomainError as exc:
-            messages.error(request, exc.message)
-            return redirect("member_list", org_slug=self.organization.slug)
-        return redirect("member_list", org_slug=self.organization.slug)
+        return membership
 
 
-class InvitationRevokeView(OrganizationViewMixin, TemplateView):
+class MemberRoleView(_MembershipMixin, TemplateView):
+    """POST a new role for a member (owners and admins; only owners touch the owner role)."""
+
     permission_map = {"POST": "members.manage"}
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        membership = self.get_membership()
+        form = MembershipRoleForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose one of the listed roles.")
+            return redirect("member_list", org_slug=self.organization.slug)
+        try:
+            membership = services.membership_change_role(
+                membership=membership,
+                role=form.cleaned_data["role"],
+                actor=request.user,
+                request=request,
+            )
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request, f"{membership.user.email} is now {membership.get_role_display()}."
+            )
+        return redirect("member_list", org_slug=self.organization.slug)
+
+
+class MemberRemoveView(_MembershipMixin, TemplateView):
+    """GET asks for confirmation; POST removes the member."""
+
+    template_name = "accounts/membership_confirm_remove.html"
+    permission_map = {"GET": "members.manage", "HEAD": "members.manage", "POST": "members.manage"}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["membership"] = self.get_membership()
+        return context
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        membership = self.get_membership()
+        try:
+            services.membership_remove(membership=membership, actor=request.user, request=request)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("member_list", org_slug=self.organization.slug)
+        if membership.user_id == request.user.pk:
+            messages.success(request, f"You left {self.organization.name}.")
+            return redirect("home")
+        messages.success(request, f"{membership.user.email} was removed.")
+        return redirect("member_list", org_slug=self.organization.slug)
+
+
+class OrganizationLeaveView(OrganizationViewMixin, TemplateView):
+    """GET asks for confirmation; POST takes the signed-in member out of the organization."""
+
+    template_name = "accounts/organization_confirm_leave.html"
+    permission_map = {"GET": "org.leave", "HEAD": "org.leave", "POST": "org.leave"}
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["is_last_owner"] = (
+            self.access.role == Role.OWNER
+            and selectors.membership_owner_count(organization=self.organization) <= 1
+        )
+        return context
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        membership = (
+            Membership.objects.for_organization(self.organization)
+            .select_related("user")
+            .get(user=request.user)
+        )
+        try:
+            services.membership_remove(membership=membership, actor=request.user, request=request)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("organization_leave", org_slug=self.organization.slug)
+        messages.success(request, f"You left {self.organization.name}.")
+        return redirect("home")
+
+
+class InvitationRevokeView(OrganizationViewMixin, TemplateView):
+    """GET asks for confirmation; POST withdraws a pending invitation."""
+
+    template_name = "accounts/invitation_confirm_revoke.html"
+    permission_map = {"GET": "members.manage", "HEAD": "members.manage", "POST": "members.manage"}
+
+    def get_invitation(self) -> Invitation:
         invitation = (
             Invitation.objects.for_organization(self.organization)
-            .filter(pk=kwargs["invitation_id"])
+            .select_related("invited_by")
+            .filter(pk=self.kwargs["invitation_id"])
             .first()
         )
         if invitation is None:
             raise Http404("No such invitation.")
+        return invitation
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["invitation"] = self.get_invitation()
+        return context
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        invitation = self.get_invitation()
         try:
             services.invitation_revoke(invitation=invitation, actor=request.user, request=request)
-            messages.success(request, f"Invitation of {invitation.email} withdrawn.")
         except DomainError as exc:
             messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Invitation of {invitation.email} withdrawn.")
         return redirect("member_list", org_slug=self.organization.slug)
 
 
 class OrganizationSettingsView(OrganizationViewMixin, TemplateView):
     template_name = "accounts/organization_settings.html"
-    permission_map = {"GET": "org.view", "POST": "org.manage"}
+    permission_map = {"GET": "org.view", "HEAD": "org.view", "POST": "org.manage"}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        can_manage = self.access.can("org.manage")
         context.setdefault(
             "form",
             OrganizationSettingsForm(
@@ -156,10 +219,11 @@ class OrganizationSettingsView(OrganizationViewMixin, TemplateView):
                     "name": self.organization.name,
                     "time_zone": self.organization.time_zone,
                     "require_mfa": self.organization.require_mfa,
-                }
+                },
+                read_only=not can_manage,
             ),
         )
-        context["can_manage"] = self.access.can("org.manage")
+        context["can_manage"] = can_manage
         return context
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -184,13 +248,15 @@ class OrganizationSettingsView(OrganizationViewMixin, TemplateView):
 
 class AuditLogView(OrganizationViewMixin, TemplateView):
     template_name = "accounts/audit_log.html"
-    permission_map = {"GET": "audit.view"}
+    permission_map = {"GET": "audit.view", "HEAD": "audit.view"}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        form = AuditFilterForm(self.request.GET or None)
+        params = self.request.GET.copy()
+        params.pop("page", None)
+        form = AuditFilterForm(params or None)
         filters: dict = {}
-        if form.is_valid():
+        if form.is_bound and form.is_valid():
             data = form.cleaned_data
             filters = {
                 "action": data["action"] or None,
@@ -199,33 +265,28 @@ class AuditLogView(OrganizationViewMixin, TemplateView):
                 "until": datetime.combine(data["until"], time.min, UTC) if data["until"] else None,
             }
         events = selectors.audit_event_list(organization=self.organization, **filters)
-        paginator = Paginator(events, 50)
-        context["page"] = paginator.get_page(self.request.GET.get("page"))
+        context["page"] = Paginator(events, AUDIT_PAGE_SIZE).get_page(self.request.GET.get("page"))
         context["filter_form"] = form if form.is_bound else AuditFilterForm()
-        query = self.request.GET.copy()
-        query.pop("page", None)
-        context["query"] = query.urlencode()
+        context["query"] = params.urlencode()
         return context
+
+    def render_to_response(self, context, **response_kwargs):
+        if context["filter_form"].errors:
+            response_kwargs.setdefault("status", 400)
+        return super().render_to_response(context, **response_kwargs)
 
 
 # --- Invitation links (no organization in the URL: the token names it) -------------------------
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """Landing page of an invitation link: sign up or log in, then confirm joining."""
     try:
         invitation = services.invitation_get_by_token(token=token)
     except DomainError as exc:
-        return render(
-            request,
-            "accounts/invitation_invalid.html",
-            {"reason": exc.message},
-            status=410 if exc.status_code == 409 else 404,
-        )
+        return _invitation_invalid(request, exc)
     if not request.user.is_authenticated:
         request.session[INVITATION_SESSION_KEY] = token
-        from allauth.account.adapter import get_adapter
-        from allauth.account.models import EmailAddress
-
         # The link arrived at this address, so signing up with it needs no second verification.
-        get_adapter(request).stash_verified_email(request, invitation.email)
+        get_account_adapter(request).stash_verified_email(request, invitation.email)
         has_account = EmailAddress.objects.filter(email__iexact=invitation.email).exists()
         return render(
             request,
@@ -236,16 +297,27 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         try:
             membership = services.invitation_accept(token=token, user=request.user, request=request)
         except DomainError as exc:
-            return render(
-                request,
-                "accounts/invitation_invalid.html",
-                {"reason": exc.message},
-                status=exc.status_code,
-            )
+            return _invitation_invalid(request, exc)
         request.session.pop(INVITATION_SESSION_KEY, None)
         messages.success(request, f"Welcome to {membership.organization.name}.")
         return redirect("org_dashboard", org_slug=membership.organization.slug)
-    return render(request, "accounts/invitation_confirm.html", {"invitation": invitation})
+    return render(
+        request,
+        "accounts/invitation_confirm.html",
+        {
+            "invitation": invitation,
+            "email_matches": invitation.email.lower() == request.user.email.lower(),
+        },
+    )
+
+
+def _invitation_invalid(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    request.session.pop(INVITATION_SESSION_KEY, None)
+    # 404 for an unknown link, 410 for one that was used, withdrawn or expired, 403 otherwise.
+    status = {400: 404, 409: 410}.get(exc.status_code, exc.status_code)
+    return render(
+        request, "accounts/invitation_invalid.html", {"reason": exc.message}, status=status
+    )
 
 
 @login_required

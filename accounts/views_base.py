@@ -55,7 +55,7 @@ class OrganizationViewMixin(LoginRequiredMixin):
         return super().dispatch(request, *args, **kwargs)
 
     def _record_staff_access(self, request: HttpRequest) -> None:
-        """A tenant sees in its audit log when provider staff looked at its pages (once a session)."""
+        """The tenant's audit log shows that provider staff looked at its pages, once a session."""
         seen = request.session.get(STAFF_ACCESS_SESSION_KEY, [])
         if self.organization.pk in seen:
             return
