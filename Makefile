@@ -4,44 +4,46 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-export DATABASE_URL ?=
-export REDIS_URL ?=
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PYTEST_WORKERS ?= 2
+# Browser tests use the system's Chromium; Playwright must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test install assets lint format lock bench faults clean
+.PHONY: run test install assets lint format lock clean
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or set PYTHON=..."; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements.lock
 	touch $@
 
-install: $(VENV)/.installed assets
-
 node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "make: npm not found; install Node.js 20 or newer"; exit 1; }
 	npm ci --no-audit --no-fund
 	touch $@
 
-assets: node_modules/.installed
+assets/build/.built: node_modules/.installed scripts/build_assets.mjs
 	node scripts/build_assets.mjs
+	touch $@
+
+assets: assets/build/.built
+
+install: $(VENV)/.installed assets
 
 run: install
 	$(PY) scripts/run.py
 
+# One line and a non-zero exit when PostgreSQL or Redis is not reachable, else the whole suite.
 test: install
-	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
-		$(PY) scripts/check_services.py && \
-	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
-		$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	@export DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}"; \
+	$(PY) scripts/check_services.py && $(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-lint:
+lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format:
+format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
@@ -49,7 +51,7 @@ format:
 lock:
 	rm -rf /tmp/portal-lock-venv && $(PYTHON) -m venv /tmp/portal-lock-venv
 	/tmp/portal-lock-venv/bin/pip install -q ".[dev]"
-	/tmp/portal-lock-venv/bin/pip freeze | grep -v gpu-capacity-portal > requirements.lock
+	/tmp/portal-lock-venv/bin/pip freeze | grep -v gpu-capacity-portal | LC_ALL=C sort -f > requirements.lock
 
 clean:
 	rm -rf $(VENV) node_modules assets/build staticfiles

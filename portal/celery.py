@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 from celery import Celery
 
@@ -7,3 +8,28 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.base")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def filesystem_broker_folders_ensure() -> None:
+    """Create the folders of kombu's filesystem broker, which it expects to exist.
+
+    Every process that publishes or consumes (web, worker, beat) imports this module, so the
+    first one to start creates them; with a Redis broker there is nothing to do.
+    """
+    if not str(app.conf.broker_url).startswith("filesystem:"):
+        return
+    options = app.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+@app.on_after_configure.connect
+def _on_after_configure(sender: Celery, **kwargs: object) -> None:
+    filesystem_broker_folders_ensure()
+
+
+@app.task(name="portal.ping_task", ignore_result=False)
+def ping_task() -> str:
+    """A no-op round trip through the broker: `celery -A portal call portal.ping_task`."""
+    return "pong"

@@ -22,3 +22,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 DEBUG = False
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+
+# No collectstatic in tests: WhiteNoise serves straight from the finders (static/, assets/build),
+# so pages under the live server (browser tests) get their CSS and JS with DEBUG off.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
