@@ -20,6 +20,7 @@ urlpatterns = [
     path("healthz", portal_views.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("portal.api.urls")),
     path("invitations/", include("accounts.urls_invitations")),
     path("o/<slug:org_slug>/", include(org_patterns)),
     path("staff/", include("quotas.urls_staff")),

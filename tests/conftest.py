@@ -15,6 +15,12 @@ def _isolated_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _api_throttling_off(settings):
+    """API throttles are off except in the tests that switch them on to test them."""
+    settings.API_THROTTLE_ENABLED = False
+
+
 @pytest.fixture
 def org(db):
     return OrganizationFactory(name="Acme", slug="acme")

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.api.middleware.ApiProblemMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -222,26 +223,66 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- REST API --------------------------------------------------------------------------------
+# API keys first: an unauthenticated call gets 401 with a Bearer challenge, not 403.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "portal.api.filters.StableOrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.PortalPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "portal.api.throttling.ApiKeyRateThrottle",
+        "portal.api.throttling.UserRateThrottle",
+        "portal.api.throttling.AnonymousRateThrottle",
+    ],
+    "EXCEPTION_HANDLER": "portal.api.problems.exception_handler",
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
 }
+# Throttle rates ("<n>/<second|minute|hour|day>"), counted in the default cache.
+API_THROTTLE_ENABLED = env_bool("API_THROTTLE_ENABLED", True)
+API_THROTTLE_RATES = {
+    "api_key": env_str("API_THROTTLE_KEY_RATE", "1200/minute"),
+    "user": env_str("API_THROTTLE_USER_RATE", "600/minute"),
+    "anonymous": env_str("API_THROTTLE_ANON_RATE", "60/minute"),
+}
+# Idempotency-Key records: kept (and honoured) this long; an in-progress record older than
+# IDEMPOTENCY_STALE_SECONDS belongs to a request that died and may be claimed again.
+IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24)
+IDEMPOTENCY_STALE_SECONDS = env_int("IDEMPOTENCY_STALE_SECONDS", 300)
 SPECTACULAR_SETTINGS = {
     "TITLE": "GPU Capacity Portal API",
+    "DESCRIPTION": (
+        "Reserved GPU capacity, quotas and approvals, scripted. Authenticate with "
+        "`Authorization: Bearer <api key>`. Errors are RFC 9457 problem details "
+        "(`application/problem+json`). See docs/api.md for a walkthrough."
+    ),
     "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.postprocess_schema",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.models.Role",
+        "OrganizationStatusEnum": "accounts.models.Organization.Status",
+        "InvitationStatusEnum": "accounts.api.INVITATION_STATUSES",
+        "ApiKeyStateEnum": "accounts.api.API_KEY_STATES",
+    },
 }
 
 # --- Domain settings -------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The REST API foundation: authentication, permissions, errors, idempotency, concurrency."""

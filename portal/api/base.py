@@ -1,0 +1,167 @@
+"""Base classes of every API view.
+
+- ``PortalAPIMixin``: any authenticated caller (IsAuthenticated by default), API key scope
+  checked per method, ``Idempotency-Key`` honoured on POST.
+- ``OrganizationAPIMixin``: ``/api/v1/orgs/<org_slug>/...``. The organization comes from the
+  URL and is resolved once, here (``self.organization``, ``self.access``). A session user is
+  resolved by ``organization_access_get`` (not a member: 404); an organization key must belong
+  to that organization (else 404) and acts with its user's role there. Each view declares the
+  capability of each method in ``permission_map`` (the table is ``accounts.permissions``); an
+  undeclared method is refused.
+- ``StaffAPIMixin``: ``/api/v1/staff/...``, provider staff sessions or provider keys with the
+  ``approvals`` scope; anyone else gets 404, as on the staff pages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, generics, viewsets
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey, Organization
+from accounts.selectors import OrganizationAccess, organization_access_get
+
+from .authentication import api_key_of
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import run_idempotent
+
+READ_SCOPE = "read"
+WRITE_SCOPE = "write"
+APPROVALS_SCOPE = "approvals"
+
+
+def _method_for_permissions(method: str) -> str:
+    return "GET" if method in ("HEAD", "OPTIONS") else method
+
+
+class PortalAPIMixin:
+    """Key scopes and idempotency for every API view (mixed into DRF views)."""
+
+    # Provider keys may read general endpoints; for anything else a view names the scope.
+    provider_scope: str | None = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        raw_key = request.headers.get(IDEMPOTENCY_HEADER)
+        if request.method == "POST" and raw_key is not None and hasattr(self, "post"):
+            # DRF looks the handler up after initial(): run it through the idempotency record.
+            self.post = functools.partial(run_idempotent, self, self.post, raw_key)
+
+    def check_permissions(self, request: Request) -> None:
+        super().check_permissions(request)  # DRF's permission classes: IsAuthenticated
+        self.check_access(request)
+
+    def check_access(self, request: Request) -> None:
+        self.check_key_scope(request)
+
+    def check_key_scope(self, request: Request) -> None:
+        api_key = api_key_of(request)
+        if api_key is None:
+            return
+        if api_key.is_provider_key:
+            if request.method in SAFE_METHODS and self.provider_scope is None:
+                return
+            needed = self.provider_scope
+            if needed is None or needed not in api_key.scopes:
+                raise exceptions.PermissionDenied(
+                    "Provider API keys cannot do this"
+                    + (f"; it needs the {needed!r} scope." if needed else ".")
+                )
+            return
+        needed = READ_SCOPE if request.method in SAFE_METHODS else WRITE_SCOPE
+        if needed not in api_key.scopes:
+            raise exceptions.PermissionDenied(f"This API key lacks the {needed!r} scope.")
+
+
+class PortalAPIView(PortalAPIMixin, APIView):
+    pass
+
+
+class PortalGenericAPIView(PortalAPIMixin, generics.GenericAPIView):
+    pass
+
+
+class PortalReadOnlyViewSet(PortalAPIMixin, viewsets.ReadOnlyModelViewSet):
+    pass
+
+
+def organization_access_for_request(request: Request, *, slug: str) -> OrganizationAccess:
+    """The caller's access to the organization named in the URL (404 when it has none)."""
+    api_key: ApiKey | None = api_key_of(request)
+    if api_key is not None:
+        if api_key.organization is None or api_key.organization.slug != slug:
+            raise exceptions.NotFound("No such organization.")
+        try:
+            access = organization_access_get(user=request.user, slug=slug)
+        except Http404:
+            raise exceptions.AuthenticationFailed(
+                "The user this API key acts for is no longer a member of its organization."
+            ) from None
+        # A key carries its user's tenant role, never provider staff powers.
+        if access.role is None:
+            raise exceptions.AuthenticationFailed(
+                "The user this API key acts for is no longer a member of its organization."
+            )
+        return dataclasses.replace(access, staff_role=None)
+    return organization_access_get(user=request.user, slug=slug)
+
+
+class OrganizationAPIMixin(PortalAPIMixin):
+    permission_map: dict[str, str] = {"GET": "org.view"}
+    organization: Organization
+    access: OrganizationAccess
+
+    def check_access(self, request: Request) -> None:
+        # The organization first: a credential that cannot see it gets 404, whatever else.
+        self.access = organization_access_for_request(request, slug=self.kwargs["org_slug"])
+        self.organization = self.access.organization
+        self.check_key_scope(request)
+        capability = self.permission_map.get(_method_for_permissions(request.method))
+        if capability is None:
+            raise exceptions.MethodNotAllowed(request.method)
+        if not self.access.can(capability):
+            raise exceptions.PermissionDenied(
+                "Your role in this organization does not allow this."
+                if self.access.is_member
+                else "Provider staff have read-only access here."
+            )
+
+    def is_schema_generation(self) -> bool:
+        return getattr(self, "swagger_fake_view", False)
+
+
+class OrganizationAPIView(OrganizationAPIMixin, APIView):
+    pass
+
+
+class OrganizationGenericViewSet(OrganizationAPIMixin, viewsets.GenericViewSet):
+    pass
+
+
+class StaffAPIMixin(PortalAPIMixin):
+    provider_scope = APPROVALS_SCOPE
+
+    def check_access(self, request: Request) -> None:
+        api_key = api_key_of(request)
+        if (api_key is not None and not api_key.is_provider_key) or not (
+            request.user.is_provider_staff
+        ):
+            raise exceptions.NotFound()
+        self.check_key_scope(request)
+
+    def check_key_scope(self, request: Request) -> None:
+        api_key = api_key_of(request)
+        if api_key is not None and self.provider_scope not in api_key.scopes:
+            raise exceptions.PermissionDenied(
+                f"This provider API key lacks the {self.provider_scope!r} scope."
+            )
+
+
+class StaffGenericViewSet(StaffAPIMixin, viewsets.GenericViewSet):
+    pass
