@@ -1,12 +1,13 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 
 from accounts import views as account_views
 from portal import views as portal_views
 
-# The Django admin logs in through allauth (rate limits, MFA), never its own form.
-admin.site.login = login_required(admin.site.login)
+# The Django admin logs in through allauth (rate limits, MFA), never its own form: a signed-in
+# user without admin access gets 403, not the admin's login form.
+admin.site.login = secure_admin_login(admin.site.login)
 admin.site.site_header = "GPU Capacity Portal administration"
 
 org_patterns = [
