@@ -24,7 +24,6 @@ from .conftest import db_snapshot
 
 CONVERTER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 DUMMY_ID = 2_147_483_000
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def _walk(patterns, prefix=""):
@@ -50,15 +49,24 @@ def _declared_methods(pattern: URLPattern) -> dict[str, str]:
     return dict(getattr(view_class, "permission_map", {}) or {})
 
 
-def _object_id_for(name: str, organization) -> int:
-    """The id of a real object of ``organization`` for a ``<thing>_id`` kwarg, if one exists."""
-    stem = name.removesuffix("_id").replace("_", "")
+def _methods(pattern: URLPattern) -> set[str]:
+    """GET and POST always, plus what the view declares (permission map or DRF actions)."""
+    declared = set(_declared_methods(pattern))
+    declared |= {m.upper() for m in getattr(pattern.callback, "actions", {}) or {}}
+    return ({"GET", "POST"} | declared) - {"HEAD", "OPTIONS"}
+
+
+def _object_id_for(stem: str, organization) -> int:
+    """The id of a real object of ``organization`` whose model is named like ``stem``."""
+    stem = stem.removesuffix("_id").replace("_", "").replace("-", "").lower()
+    candidates = {stem, stem.removesuffix("s"), stem.removesuffix("es")}
     for model in apps.get_models():
         model_name = model._meta.model_name
-        if not (model_name == stem or model_name.endswith(stem)):
+        if not any(
+            model_name == c or model_name.endswith(c) or c in model_name for c in candidates
+        ):
             continue
-        field_names = {f.name for f in model._meta.get_fields()}
-        if "organization" not in field_names:
+        if "organization" not in {f.name for f in model._meta.get_fields()}:
             continue
         obj = model._base_manager.filter(organization=organization).order_by("pk").first()
         if obj is not None:
@@ -66,19 +74,41 @@ def _object_id_for(name: str, organization) -> int:
     return DUMMY_ID
 
 
+REGEX_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
+
+
 def build_path(route: str, organization) -> str:
-    def fill(match: re.Match) -> str:
-        converter, name = match.group("converter") or "str", match.group("name")
+    """A concrete path for ``route``: the organization's slug, ids of its real objects."""
+
+    def value(name: str, converter: str, before: str) -> str:
         if name == "org_slug":
             return organization.slug
-        if converter == "int":
-            return str(_object_id_for(name, organization))
+        if name == "format":
+            return "json"
         if converter == "uuid":
             return str(uuid.UUID(int=1))
+        if converter == "int" or name.endswith("_id") or name in ("pk", "id"):
+            stem = name
+            if name in ("pk", "id"):
+                segment = re.search(r"([\w-]+)/$", before)
+                stem = segment.group(1) if segment else name
+            return str(_object_id_for(stem, organization))
         return "x"
 
-    assert "(?P<" not in route, f"regex route {route!r}: use path() so it can be generated"
-    return "/" + CONVERTER.sub(fill, route)
+    def fill_regex(match: re.Match) -> str:
+        before = route[: match.start()].replace("^", "")
+        return value(match.group("name"), "str", before)
+
+    # Regex groups first: their (?P<name>...) would otherwise look like a path converter.
+    path = REGEX_GROUP.sub(fill_regex, route)
+
+    def fill_route(match: re.Match) -> str:
+        converter = match.group("converter") or "str"
+        return value(match.group("name"), converter, path[: match.start()])
+
+    path = CONVERTER.sub(fill_route, path)
+    path = path.replace("^", "").replace("$", "").replace("\\.", ".").replace("/?", "/")
+    return "/" + path
 
 
 @pytest.fixture
@@ -114,8 +144,7 @@ def test_member_of_another_organization_gets_404_and_changes_nothing(
     path = build_path(route, acme_world)
     client.force_login(other_owner)
     before = db_snapshot()
-    methods = {"GET", "POST"} | set(_declared_methods(pattern)) - {"HEAD"}
-    for method in sorted(methods):
+    for method in sorted(_methods(pattern)):
         response = client.generic(method, path)
         assert response.status_code == 404, f"{method} {path}: {response.status_code}"
     assert db_snapshot() == before
@@ -204,3 +233,24 @@ def test_staff_pages_are_404_for_tenant_users(client, acme_world, owner, route, 
     for method in ("GET", "POST"):
         assert client.generic(method, path).status_code == 404, f"{method} {path}"
     assert db_snapshot() == before
+
+
+# What the account pages are meant to require; the matrix above proves each view enforces it.
+ACCOUNT_PAGE_CAPABILITIES = {
+    "member_list": {"GET": "members.view", "POST": "members.manage"},
+    "member_role": {"POST": "members.manage"},
+    "member_remove": {"GET": "members.manage", "POST": "members.manage"},
+    "organization_leave": {"GET": "org.leave", "POST": "org.leave"},
+    "invitation_revoke": {"GET": "members.manage", "POST": "members.manage"},
+    "organization_settings": {"GET": "org.view", "POST": "org.manage"},
+    "audit_log": {"GET": "audit.view"},
+}
+
+
+def test_account_pages_declare_the_intended_capabilities():
+    declared = {
+        pattern.name: {m: c for m, c in _declared_methods(pattern).items() if m != "HEAD"}
+        for _, pattern in BROWSER_ORG_ROUTES
+        if pattern.name in ACCOUNT_PAGE_CAPABILITIES
+    }
+    assert declared == ACCOUNT_PAGE_CAPABILITIES
