@@ -1,0 +1,189 @@
+"""Browser forms for capacity requests and reservations.
+
+Times are typed in the organization's time zone: the views activate it for the request, so
+Django's datetime fields read and show the values there and store aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from quotas.models import CapacityRequest, GpuSku, Region
+from quotas.workflow import RequestState
+
+DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+
+
+class LocalDateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format=DATETIME_LOCAL, **kwargs)
+
+
+class CapacityRequestForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="What do you need?",
+        choices=CapacityRequest.Kind.choices,
+        initial=CapacityRequest.Kind.RESERVATION,
+        widget=forms.RadioSelect,
+    )
+    sku = forms.ModelChoiceField(
+        label="GPU type", queryset=GpuSku.objects.none(), empty_label="Choose a GPU type"
+    )
+    region = forms.ModelChoiceField(
+        label="Region", queryset=Region.objects.none(), empty_label="Choose a region"
+    )
+    gpu_count = forms.IntegerField(
+        label="GPUs",
+        min_value=1,
+        required=False,
+        help_text="Node-based GPU types come in whole nodes (for example 8, 16, 24).",
+    )
+    starts_at = forms.DateTimeField(
+        label="Start", required=False, widget=LocalDateTimeInput(), input_formats=[DATETIME_LOCAL]
+    )
+    ends_at = forms.DateTimeField(
+        label="End (not included)",
+        required=False,
+        widget=LocalDateTimeInput(),
+        input_formats=[DATETIME_LOCAL],
+    )
+    on_demand_limit = forms.IntegerField(
+        label="New on-demand limit (GPUs running at once)", min_value=0, required=False
+    )
+    justification = forms.CharField(
+        label="Why you need it",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Helps your account manager decide fast: project, workload, deadline.",
+    )
+    alternative_skus = forms.ModelMultipleChoiceField(
+        label="Other GPU types you would accept",
+        queryset=GpuSku.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    alternative_regions = forms.ModelMultipleChoiceField(
+        label="Other regions you would accept",
+        queryset=Region.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    waitlist_if_unavailable = forms.BooleanField(
+        label="Join the waitlist if no capacity fits", required=False
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        skus = GpuSku.objects.filter(active=True).order_by("name")
+        regions = Region.objects.filter(active=True).order_by("code")
+        self.fields["sku"].queryset = skus
+        self.fields["alternative_skus"].queryset = skus
+        self.fields["region"].queryset = regions
+        self.fields["alternative_regions"].queryset = regions
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") == CapacityRequest.Kind.RESERVATION:
+            for name, message in (
+                ("gpu_count", "Say how many GPUs you need."),
+                ("starts_at", "Choose when the reservation starts."),
+                ("ends_at", "Choose when the reservation ends."),
+            ):
+                if data.get(name) is None and name not in self.errors:
+                    self.add_error(name, message)
+            starts_at, ends_at = data.get("starts_at"), data.get("ends_at")
+            if starts_at and ends_at and ends_at <= starts_at:
+                self.add_error("ends_at", "The end must be after the start.")
+        elif (
+            data.get("kind") == CapacityRequest.Kind.QUOTA_INCREASE
+            and data.get("on_demand_limit") is None
+            and "on_demand_limit" not in self.errors
+        ):
+            self.add_error("on_demand_limit", "Say what the new on-demand limit should be.")
+        if data.get("sku") and data.get("sku") in (data.get("alternative_skus") or []):
+            self.add_error(
+                "alternative_skus", "The GPU type asked for is already the first choice."
+            )
+        return data
+
+    @property
+    def is_reservation(self) -> bool:
+        return self.data.get("kind", CapacityRequest.Kind.RESERVATION) == (
+            CapacityRequest.Kind.RESERVATION
+        )
+
+
+class RequestFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        label="State", required=False, choices=[("", "Any state"), *RequestState.choices]
+    )
+    sku = forms.ModelChoiceField(
+        label="GPU type", queryset=GpuSku.objects.none(), required=False, empty_label="Any GPU type"
+    )
+    region = forms.ModelChoiceField(
+        label="Region", queryset=Region.objects.none(), required=False, empty_label="Any region"
+    )
+    q = forms.CharField(label="Search", required=False, max_length=100)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].queryset = GpuSku.objects.order_by("name")
+        self.fields["region"].queryset = Region.objects.order_by("code")
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (optional)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+    )
+
+
+class CommentForm(forms.Form):
+    body = forms.CharField(
+        label="Add a comment", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000
+    )
+
+
+class CounterOfferForm(forms.Form):
+    region = forms.ModelChoiceField(label="Region", queryset=Region.objects.none())
+    sku = forms.ModelChoiceField(label="GPU type", queryset=GpuSku.objects.none())
+    gpu_count = forms.IntegerField(label="GPUs", min_value=1)
+    starts_at = forms.DateTimeField(
+        label="Start", widget=LocalDateTimeInput(), input_formats=[DATETIME_LOCAL]
+    )
+    ends_at = forms.DateTimeField(
+        label="End (not included)", widget=LocalDateTimeInput(), input_formats=[DATETIME_LOCAL]
+    )
+    note = forms.CharField(
+        label="Note to the customer", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].queryset = GpuSku.objects.filter(active=True).order_by("name")
+        self.fields["region"].queryset = Region.objects.filter(active=True).order_by("code")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("starts_at") and data.get("ends_at") and data["ends_at"] <= data["starts_at"]:
+            self.add_error("ends_at", "The end must be after the start.")
+        return data
+
+
+class ExtendForm(forms.Form):
+    ends_at = forms.DateTimeField(
+        label="New end (not included)", widget=LocalDateTimeInput(), input_formats=[DATETIME_LOCAL]
+    )
+    justification = forms.CharField(
+        label="Why", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )

@@ -1,0 +1,375 @@
+"""Reads behind the request and reservation pages: each one a fixed number of queries,
+whatever the number of rows (the page tests pin them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import Organization, StaffRole, User
+from accounts.permissions import SUPERUSER
+from accounts.selectors import staff_can_see_organization, staff_role_for
+from quotas.models import (
+    CapacityPool,
+    CapacityRequest,
+    GpuSku,
+    Region,
+    RequestCheck,
+    RequestComment,
+    RequestEvent,
+    Reservation,
+)
+from quotas.selectors.quotas import organization_quota_at
+from quotas.workflow import REQUEST_OPEN, RequestState, ReservationState
+
+S = RequestState
+
+PAGE_REQUEST_RELATED = ("sku", "region", "requested_by", "organization__account_manager")
+
+
+def _search_filter(search: str) -> Q:
+    """``REQ-12`` or ``12`` finds a request by number; other words search the justification."""
+    text = search.strip()
+    number = text.upper().removeprefix("REQ-")
+    q = Q(justification__icontains=text)
+    if number.isdigit():
+        q |= Q(pk=int(number))
+    return q
+
+
+# --- Requests ----------------------------------------------------------------------------------
+def request_list(
+    *,
+    organization: Organization,
+    state: str | None = None,
+    sku=None,
+    region=None,
+    search: str | None = None,
+) -> QuerySet[CapacityRequest]:
+    qs = CapacityRequest.objects.for_organization(organization).select_related(
+        *PAGE_REQUEST_RELATED
+    )
+    if state:
+        qs = qs.filter(state=state)
+    if sku is not None:
+        qs = qs.filter(sku=sku)
+    if region is not None:
+        qs = qs.filter(region=region)
+    if search:
+        qs = qs.filter(_search_filter(search))
+    return qs.order_by("-created_at", "-id")
+
+
+def request_get(*, organization: Organization, pk: int) -> CapacityRequest:
+    capacity_request = (
+        CapacityRequest.objects.for_organization(organization)
+        .select_related(*PAGE_REQUEST_RELATED)
+        .filter(pk=pk)
+        .first()
+    )
+    if capacity_request is None:
+        raise Http404("No such request.")
+    return capacity_request
+
+
+def _request_detail(capacity_request: CapacityRequest) -> dict:
+    org = capacity_request.organization_id
+    events = list(
+        RequestEvent.objects.for_organization(org)
+        .filter(request=capacity_request)
+        .select_related("actor", "reservation")
+        .order_by("at", "id")
+    )
+    checks = list(
+        RequestCheck.objects.for_organization(org)
+        .filter(request=capacity_request)
+        .order_by("-run", "id")
+    )
+    latest_run = checks[0].run if checks else None
+    comments = list(
+        RequestComment.objects.for_organization(org)
+        .filter(request=capacity_request)
+        .select_related("author")
+        .order_by("created_at", "id")
+    )
+    reservation = (
+        Reservation.objects.for_organization(org)
+        .filter(request=capacity_request)
+        .select_related("pool__sku", "pool__region")
+        .first()
+    )
+    alternative_skus = list(capacity_request.alternative_skus.order_by("name"))
+    alternative_regions = list(capacity_request.alternative_regions.order_by("code"))
+    offer_pool = None
+    if capacity_request.offer_pool_id:
+        offer_pool = CapacityPool.objects.select_related("sku", "region").get(
+            pk=capacity_request.offer_pool_id
+        )
+    return {
+        "capacity_request": capacity_request,
+        "events": events,
+        "checks": [c for c in checks if c.run == latest_run],
+        "checks_run": latest_run,
+        "comments": comments,
+        "reservation": reservation,
+        "alternative_skus": alternative_skus,
+        "alternative_regions": alternative_regions,
+        "offer_pool": offer_pool,
+        "waiting": waiting_on(capacity_request),
+    }
+
+
+def request_detail_get(*, organization: Organization, pk: int) -> dict:
+    return _request_detail(request_get(organization=organization, pk=pk))
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Who a request waits on, and by when."""
+
+    on: str
+    due_at: datetime | None
+    sla: str  # "on_time", "due_soon", "overdue" or "" when no due time
+
+    @property
+    def sla_label(self) -> str:
+        return {"on_time": "On time", "due_soon": "Due soon", "overdue": "Overdue"}.get(
+            self.sla, ""
+        )
+
+
+def sla_status(due_at: datetime | None, *, now: datetime | None = None) -> str:
+    if due_at is None:
+        return ""
+    now = now or timezone.now()
+    if due_at <= now:
+        return "overdue"
+    if due_at - now <= timedelta(hours=settings.QUOTAS_REMINDER_LEAD_HOURS):
+        return "due_soon"
+    return "on_time"
+
+
+def waiting_on(capacity_request: CapacityRequest) -> Waiting | None:
+    """On whom an open request waits (a person or a step) and its due time."""
+    state = capacity_request.state
+    manager = capacity_request.organization.account_manager_id and getattr(
+        capacity_request.organization, "account_manager", None
+    )
+    if state == S.DRAFT:
+        return Waiting("the requester, to submit it", None, "")
+    if state == S.PENDING_INTERNAL_APPROVAL:
+        return Waiting("your organization's owners or admins (sign-off)", None, "")
+    if state in (S.SUBMITTED, S.CHECKING):
+        return Waiting("the automatic checks", None, "")
+    if state == S.PENDING_APPROVAL:
+        who = f"the account manager ({manager.display_name})" if manager else "the provider"
+        due = capacity_request.decision_due_at
+        return Waiting(who, due, sla_status(due))
+    if state == S.PENDING_SECOND_APPROVAL:
+        due = capacity_request.decision_due_at
+        return Waiting("a capacity planner (second approval)", due, sla_status(due))
+    if state in (S.COUNTER_OFFERED, S.OFFERED):
+        due = capacity_request.offer_expires_at
+        return Waiting("the customer, to accept or decline the offer", due, sla_status(due))
+    if state == S.WAITLISTED:
+        return Waiting("capacity to free up (waitlist)", capacity_request.starts_at, "")
+    return None
+
+
+# --- Reservations ------------------------------------------------------------------------------
+def reservation_list(
+    *, organization: Organization, state: str | None = None
+) -> QuerySet[Reservation]:
+    qs = Reservation.objects.for_organization(organization).select_related(
+        "pool__sku", "pool__region", "request"
+    )
+    if state:
+        qs = qs.filter(state=state)
+    return qs.order_by("-starts_at", "-id")
+
+
+def reservation_get(*, organization: Organization, pk: int) -> Reservation:
+    reservation = (
+        Reservation.objects.for_organization(organization)
+        .select_related("pool__sku", "pool__region", "request", "organization", "hold")
+        .filter(pk=pk)
+        .first()
+    )
+    if reservation is None:
+        raise Http404("No such reservation.")
+    return reservation
+
+
+def reservation_detail_get(*, organization: Organization, pk: int) -> dict:
+    reservation = reservation_get(organization=organization, pk=pk)
+    events = list(
+        RequestEvent.objects.for_organization(organization)
+        .filter(Q(reservation=reservation) | Q(request_id=reservation.request_id))
+        .select_related("actor")
+        .order_by("at", "id")
+    )
+    extensions = list(
+        CapacityRequest.objects.for_organization(organization)
+        .filter(extends_reservation=reservation)
+        .select_related("sku", "region")
+        .order_by("-created_at")
+    )
+    return {"reservation": reservation, "events": events, "extensions": extensions}
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QuotaRow:
+    sku_name: str
+    region_code: str
+    reserved_now: int  # GPUs of reservations running now
+    on_demand_limit: int
+    scheduled_next: int  # GPUs of scheduled reservations still to start
+
+    @property
+    def total_now(self) -> int:
+        return self.reserved_now + self.on_demand_limit
+
+
+def quota_overview(*, organization: Organization, at: datetime | None = None) -> list[QuotaRow]:
+    """Quota per SKU and region at ``at`` (``organization_quota_at``), with what is scheduled
+    to start later next to it."""
+    at = at or timezone.now()
+    lines: dict[tuple[int, int], list[int]] = {
+        (q.sku_id, q.region_id): [q.reserved, q.on_demand, 0]
+        for q in organization_quota_at(organization=organization, at=at)
+    }
+    upcoming = (
+        Reservation.objects.for_organization(organization)
+        .filter(state=ReservationState.SCHEDULED, starts_at__gt=at)
+        .values("pool__sku_id", "pool__region_id")
+        .annotate(gpus=Sum("gpu_count"))
+        .order_by()
+    )
+    for row in upcoming:
+        key = (row["pool__sku_id"], row["pool__region_id"])
+        lines.setdefault(key, [0, 0, 0])[2] = row["gpus"]
+    if not lines:
+        return []
+    sku_names = dict(GpuSku.objects.filter(pk__in={k[0] for k in lines}).values_list("pk", "name"))
+    region_codes = dict(
+        Region.objects.filter(pk__in={k[1] for k in lines}).values_list("pk", "code")
+    )
+    rows = [
+        QuotaRow(sku_names[sku_id], region_codes[region_id], r, o, n)
+        for (sku_id, region_id), (r, o, n) in lines.items()
+    ]
+    return sorted(rows, key=lambda row: (row.sku_name, row.region_code))
+
+
+def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
+    now = timezone.now()
+    reservations = Reservation.objects.for_organization(organization).select_related(
+        "pool__sku", "pool__region"
+    )
+    active = list(
+        reservations.filter(state=ReservationState.ACTIVE).order_by("ends_at", "id")[:limit]
+    )
+    upcoming = list(
+        reservations.filter(state=ReservationState.SCHEDULED).order_by("starts_at", "id")[:limit]
+    )
+    open_requests = list(
+        CapacityRequest.objects.for_organization(organization)
+        .filter(state__in=REQUEST_OPEN)
+        .select_related("sku", "region", "requested_by", "organization__account_manager")
+        .order_by("decision_due_at", "offer_expires_at", "created_at")[:limit]
+    )
+    counts = dict(
+        CapacityRequest.objects.for_organization(organization)
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {
+        "active_reservations": active,
+        "upcoming_reservations": upcoming,
+        "waiting_requests": [(r, waiting_on(r)) for r in open_requests],
+        "open_request_count": sum(n for state, n in counts.items() if state in REQUEST_OPEN),
+        "quota_rows": quota_overview(organization=organization),
+        "now": now,
+    }
+
+
+# --- Provider staff ----------------------------------------------------------------------------
+STAFF_REQUEST_RELATED = ("sku", "region", "requested_by", "organization__account_manager")
+
+
+def _with_latest_checks(qs: QuerySet[CapacityRequest]) -> QuerySet[CapacityRequest]:
+    return qs.prefetch_related(
+        Prefetch(
+            "checks",
+            queryset=RequestCheck.all_objects.order_by("-run", "id"),
+            to_attr="all_checks",
+        )
+    )
+
+
+def staff_approval_inbox(*, user: User) -> QuerySet[CapacityRequest]:
+    """Requests awaiting an account manager: their organizations' (all, for superusers),
+    sorted by decision due time (soonest first, undated last)."""
+    role = staff_role_for(user)
+    qs = CapacityRequest.objects.unscoped_for_staff().filter(state=S.PENDING_APPROVAL)
+    if role == StaffRole.ACCOUNT_MANAGER:
+        qs = qs.filter(organization__account_manager=user)
+    elif role not in (SUPERUSER, StaffRole.CAPACITY_PLANNER):
+        return CapacityRequest.objects.none().unscoped_for_staff()
+    return _with_latest_checks(
+        qs.select_related(*STAFF_REQUEST_RELATED).order_by("decision_due_at", "submitted_at", "id")
+    )
+
+
+def staff_second_approval_queue(*, user: User) -> QuerySet[CapacityRequest]:
+    """Requests awaiting a capacity planner's second approval, soonest due first."""
+    if staff_role_for(user) not in (SUPERUSER, StaffRole.CAPACITY_PLANNER):
+        return CapacityRequest.objects.none().unscoped_for_staff()
+    return _with_latest_checks(
+        CapacityRequest.objects.unscoped_for_staff()
+        .filter(state=S.PENDING_SECOND_APPROVAL)
+        .select_related(*STAFF_REQUEST_RELATED, "first_approved_by")
+        .order_by("decision_due_at", "submitted_at", "id")
+    )
+
+
+def staff_request_get(*, user: User, pk: int) -> CapacityRequest:
+    """A request for a staff member who may see its organization, else 404."""
+    capacity_request = (
+        CapacityRequest.objects.unscoped_for_staff()
+        .select_related(*STAFF_REQUEST_RELATED, "first_approved_by")
+        .filter(pk=pk)
+        .first()
+    )
+    if capacity_request is None or not staff_can_see_organization(
+        user=user, organization=capacity_request.organization
+    ):
+        raise Http404("No such request.")
+    return capacity_request
+
+
+def staff_request_detail_get(*, user: User, pk: int) -> dict:
+    return _request_detail(staff_request_get(user=user, pk=pk))
+
+
+def staff_inbox_counts(*, user: User) -> dict[str, int]:
+    return {
+        "approvals": staff_approval_inbox(user=user).count(),
+        "second_approvals": staff_second_approval_queue(user=user).count(),
+    }
+
+
+def latest_checks(capacity_request: CapacityRequest) -> dict[str, RequestCheck]:
+    """The latest run's checks by name, from the ``all_checks`` prefetch."""
+    checks = getattr(capacity_request, "all_checks", [])
+    if not checks:
+        return {}
+    run = checks[0].run
+    return {c.name: c for c in checks if c.run == run}

@@ -1,0 +1,502 @@
+"""The request and reservation pages: who sees what, forms, htmx fragments, query counts and
+the journey from a member's request to a visible reservation."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Role
+from quotas.capacity import hold_place
+from quotas.models import CapacityHold, CapacityRequest, Reservation
+from quotas.pricing import quote_price
+from quotas.selectors.availability import pool_earliest_start
+from quotas.services import capacity_request_approve
+from quotas.tasks import run_checks_task
+from tests.conftest import make_member
+
+from .conftest import soon
+
+LOCAL = "%Y-%m-%dT%H:%M"
+
+
+def org_url(name, org, **kwargs):
+    return reverse(name, kwargs={"org_slug": org.slug, **kwargs})
+
+
+def form_data(h100, east, starts_at, ends_at, org, **extra):
+    """Form values as a browser sends them: local times in the organization's time zone."""
+    tz = org.tzinfo
+    data = {
+        "kind": "reservation",
+        "sku": h100.pk,
+        "region": east.pk,
+        "gpu_count": 16,
+        "starts_at": starts_at.astimezone(tz).strftime(LOCAL),
+        "ends_at": ends_at.astimezone(tz).strftime(LOCAL),
+        "justification": "Fine-tuning run for the Q1 model",
+    }
+    data.update(extra)
+    return data
+
+
+@pytest.fixture
+def berlin_org(org):
+    org.time_zone = "Europe/Berlin"
+    org.save()
+    return org
+
+
+# --- Who sees what -----------------------------------------------------------------------------
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role", "can_create"),
+    [
+        (Role.OWNER, True),
+        (Role.ADMIN, True),
+        (Role.MEMBER, True),
+        (Role.BILLING, False),
+        (Role.VIEWER, False),
+    ],
+)
+def test_pages_render_for_each_role(client, org, catalog, role, can_create, request_in_state):
+    capacity_request = request_in_state("pending_approval")
+    user = make_member(org, role)
+    client.force_login(user)
+    for name in ("org_dashboard", "request_list", "reservation_list"):
+        assert client.get(org_url(name, org)).status_code == 200, name
+    detail = client.get(org_url("request_detail", org, pk=capacity_request.pk))
+    assert detail.status_code == 200
+    assert client.get(org_url("request_create", org)).status_code == (200 if can_create else 403)
+    withdraw = org_url("request_action", org, pk=capacity_request.pk, action="withdraw")
+    assert (b"Withdraw" in detail.content) is (role in (Role.OWNER, Role.ADMIN, Role.MEMBER))
+    if not can_create:
+        assert client.post(withdraw).status_code == 403
+        capacity_request.refresh_from_db()
+        assert capacity_request.state == "pending_approval"
+
+
+@pytest.mark.django_db
+def test_staff_pages_render_for_their_roles(
+    client, org, catalog, capacity_planner, request_in_state
+):
+    account_manager = org.account_manager
+    first = request_in_state("pending_approval")
+    second = request_in_state("pending_second_approval", first_approved_by=account_manager)
+    client.force_login(account_manager)
+    inbox = client.get(reverse("staff_approvals"))
+    assert inbox.status_code == 200 and first.reference.encode() in inbox.content
+    assert client.get(reverse("staff_second_approvals")).status_code == 403
+    assert client.get(reverse("staff_request_detail", args=[first.pk])).status_code == 200
+    client.force_login(capacity_planner)
+    queue = client.get(reverse("staff_second_approvals"))
+    assert queue.status_code == 200 and second.reference.encode() in queue.content
+    assert client.get(reverse("staff_home")).status_code == 200
+
+
+@pytest.mark.django_db
+def test_account_manager_inbox_shows_only_their_organizations(
+    client, org, other_org, catalog, request_in_state, h100, east
+):
+    mine = request_in_state("pending_approval")
+    theirs = CapacityRequest.all_objects.create(
+        organization=other_org,
+        sku=h100,
+        region=east,
+        gpu_count=8,
+        starts_at=soon(3),
+        ends_at=soon(4),
+        state="pending_approval",
+    )
+    client.force_login(org.account_manager)
+    content = client.get(reverse("staff_approvals")).content
+    assert mine.reference.encode() in content
+    assert f">{theirs.reference}<".encode() not in content
+    assert client.get(reverse("staff_request_detail", args=[theirs.pk])).status_code == 404
+
+
+# --- The request form --------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_availability_fragment_shows_the_selector_figures(
+    client, org, member, catalog, h100, east, west_pool
+):
+    starts_at, ends_at = soon(3), soon(5)
+    client.force_login(member)
+    response = client.get(
+        org_url("request_availability", org), form_data(h100, east, starts_at, ends_at, org)
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-figure="free-min">64<' in html
+    assert 'data-fits="yes"' in html
+    assert 'data-region="us-west-1"' in html  # west has 32 free: 16 fit there too
+    quote = quote_price(
+        organization=org, sku=h100, region=east, gpu_count=16, starts_at=starts_at, ends_at=ends_at
+    )
+    assert quote.source == "contract"
+    assert f'data-figure="total"><strong>{quote.total:,}' in html.replace("\u202f", ",")
+
+
+@pytest.mark.django_db
+def test_availability_fragment_offers_the_earliest_start_when_it_does_not_fit(
+    client, org, other_org, member, catalog, h100, east, east_pool
+):
+    busy_from, busy_until = soon(3), soon(6)
+    hold_place(
+        pool=east_pool,
+        organization=other_org,
+        gpu_count=56,
+        starts_at=busy_from,
+        ends_at=busy_until,
+        kind=CapacityHold.Kind.RESERVATION,
+    )
+    starts_at, ends_at = soon(4), soon(5)
+    client.force_login(member)
+    html = client.get(
+        org_url("request_availability", org), form_data(h100, east, starts_at, ends_at, org)
+    ).content.decode()
+    assert 'data-fits="no"' in html
+    assert 'data-figure="free-min">8<' in html
+    expected = pool_earliest_start(
+        pool=east_pool,
+        gpu_count=16,
+        duration=ends_at - starts_at,
+        not_before=starts_at,
+        horizon=timedelta(days=365),
+    )
+    assert expected == busy_until
+    assert f'datetime="{expected.isoformat()}"' in html
+
+
+@pytest.mark.django_db
+def test_availability_fragment_asks_for_what_is_missing(client, org, member, catalog):
+    client.force_login(member)
+    response = client.get(org_url("request_availability", org), {"kind": "reservation"})
+    assert b"Choose a GPU type, a region" in response.content
+
+
+@pytest.mark.django_db
+def test_form_errors_stay_next_to_the_field_and_keep_what_was_typed(
+    client, org, member, catalog, h100, east
+):
+    client.force_login(member)
+    data = form_data(h100, east, soon(3), soon(5), org, gpu_count="")
+    response = client.post(org_url("request_create", org), {**data, "step": "review"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Say how many GPUs you need." in html
+    assert "Fine-tuning run for the Q1 model" in html
+    assert f'value="{data["starts_at"]}"' in html
+    assert CapacityRequest.objects.for_organization(org).count() == 0
+
+
+@pytest.mark.django_db
+def test_service_refusal_is_shown_on_the_field(client, org, member, catalog, h100, east):
+    client.force_login(member)
+    data = form_data(h100, east, soon(3), soon(5), org, gpu_count=12)  # not whole nodes
+    response = client.post(org_url("request_create", org), {**data, "step": "submit"})
+    assert response.status_code == 200
+    assert b"errorlist" in response.content
+    assert CapacityRequest.objects.for_organization(org).count() == 0
+
+
+@pytest.mark.django_db
+def test_review_step_shows_a_summary_and_creates_nothing(
+    client, org, berlin_org, member, catalog, h100, east
+):
+    starts_at = soon(3)
+    client.force_login(member)
+    data = form_data(h100, east, starts_at, starts_at + timedelta(days=2), org)
+    response = client.post(org_url("request_create", org), {**data, "step": "review"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Confirm your request" in html
+    assert "Europe/Berlin" in html
+    assert starts_at.astimezone(org.tzinfo).strftime("%Y-%m-%d %H:%M") in html
+    assert CapacityRequest.objects.for_organization(org).count() == 0
+
+
+@pytest.mark.django_db
+def test_times_typed_in_the_organization_time_zone_are_stored_in_utc(
+    client, berlin_org, member, catalog, h100, east, django_capture_on_commit_callbacks
+):
+    org = berlin_org
+    starts_at = soon(3)
+    client.force_login(member)
+    data = form_data(h100, east, starts_at, starts_at + timedelta(days=2), org)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(org_url("request_create", org), {**data, "step": "draft"})
+    assert response.status_code == 302
+    capacity_request = CapacityRequest.objects.for_organization(org).get()
+    assert capacity_request.state == "draft"
+    assert capacity_request.starts_at == starts_at
+
+
+# --- End to end --------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_request_created_through_the_pages_is_approved_and_its_reservation_shown(
+    client, org, member, catalog, h100, east, django_capture_on_commit_callbacks
+):
+    starts_at = soon(3)
+    ends_at = starts_at + timedelta(days=7)
+    client.force_login(member)
+    data = form_data(h100, east, starts_at, ends_at, org)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(org_url("request_create", org), {**data, "step": "submit"})
+    assert response.status_code == 302
+    capacity_request = CapacityRequest.objects.for_organization(org).get()
+    assert response["Location"] == org_url("request_detail", org, pk=capacity_request.pk)
+    assert capacity_request.state == "submitted"
+
+    run_checks_task(capacity_request.pk, org.pk)  # what the worker does after commit
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "pending_approval"
+    detail = client.get(org_url("request_detail", org, pk=capacity_request.pk)).content.decode()
+    assert "Automatic checks" in detail and "account manager" in detail
+
+    client.force_login(org.account_manager)
+    inbox = client.get(reverse("staff_approvals")).content.decode()
+    assert capacity_request.reference in inbox
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            reverse("staff_approve", args=[capacity_request.pk]), {"next_page": "inbox"}
+        )
+    assert response.status_code == 302 and response["Location"] == reverse("staff_approvals")
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "approved"
+
+    client.force_login(member)
+    reservation = Reservation.objects.for_organization(org).get()
+    listing = client.get(org_url("reservation_list", org)).content.decode()
+    assert reservation.reference in listing
+    page = client.get(org_url("reservation_detail", org, pk=reservation.pk)).content.decode()
+    assert "16 \u00d7 H100 SXM 80GB" in page and "approved" in page
+    dashboard = client.get(org_url("org_dashboard", org)).content.decode()
+    assert reservation.reference in dashboard
+
+
+@pytest.mark.django_db
+def test_counter_offer_from_the_staff_page_is_accepted_by_the_member(
+    client, org, member, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_approval")
+    client.force_login(org.account_manager)
+    tz = org.tzinfo
+    url = reverse("staff_counter_offer", args=[capacity_request.pk])
+    assert client.get(url).status_code == 200
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            url,
+            {
+                "region": capacity_request.region_id,
+                "sku": capacity_request.sku_id,
+                "gpu_count": 8,
+                "starts_at": capacity_request.starts_at.astimezone(tz).strftime(LOCAL),
+                "ends_at": capacity_request.ends_at.astimezone(tz).strftime(LOCAL),
+                "note": "Half now, the rest next month.",
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "counter_offered"
+
+    client.force_login(member)
+    detail = client.get(org_url("request_detail", org, pk=capacity_request.pk)).content.decode()
+    assert "Half now, the rest next month." in detail and "Accept offer" in detail
+    accept = org_url("request_action", org, pk=capacity_request.pk, action="accept_offer")
+    assert b"Accept the offer?" in client.get(accept).content
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(accept).status_code == 302
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "approved"
+    assert Reservation.objects.for_organization(org).get().gpu_count == 8
+
+
+@pytest.mark.django_db
+def test_reject_needs_a_reason(
+    client, org, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_approval")
+    client.force_login(org.account_manager)
+    url = reverse("staff_reject", args=[capacity_request.pk])
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"reason": ""})
+    assert response.status_code == 400 and b"This field is required." in response.content
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "pending_approval"
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(url, {"reason": "No contract cover for this region."})
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "rejected"
+
+
+@pytest.mark.django_db
+def test_withdraw_asks_for_confirmation_first(
+    client, org, member, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_approval", requested_by=member)
+    client.force_login(member)
+    url = org_url("request_action", org, pk=capacity_request.pk, action="withdraw")
+    page = client.get(url)
+    assert b"cannot be undone" in page.content
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "pending_approval"
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url, {"reason": "Plans changed"}).status_code == 302
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "withdrawn"
+
+
+@pytest.mark.django_db
+def test_illegal_action_shows_the_reason_and_changes_nothing(
+    client, org, member, catalog, request_in_state
+):
+    capacity_request = request_in_state("approved", requested_by=member)
+    client.force_login(member)
+    url = org_url("request_action", org, pk=capacity_request.pk, action="withdraw")
+    response = client.post(url, follow=True)
+    assert b"approved" in response.content
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "approved"
+
+
+@pytest.mark.django_db
+def test_comments_between_tenant_and_provider(
+    client, org, member, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_approval")
+    client.force_login(member)
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(org_url("request_comment", org, pk=capacity_request.pk), {"body": "Any news?"})
+    client.force_login(org.account_manager)
+    detail = client.get(reverse("staff_request_detail", args=[capacity_request.pk]))
+    assert b"Any news?" in detail.content
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(
+            reverse("staff_request_comment", args=[capacity_request.pk]),
+            {"body": "Looking at it today."},
+        )
+    client.force_login(member)
+    page = client.get(org_url("request_detail", org, pk=capacity_request.pk))
+    assert b"Looking at it today." in page.content
+    response = client.post(org_url("request_comment", org, pk=capacity_request.pk), {"body": ""})
+    assert response.status_code == 400 and b"This field is required." in response.content
+
+
+@pytest.mark.django_db
+def test_reservation_cancel_from_its_page(
+    client, org, member, owner, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_approval")
+    with django_capture_on_commit_callbacks(execute=False):
+        capacity_request_approve(capacity_request=capacity_request, actor=org.account_manager)
+    reservation = Reservation.objects.for_organization(org).get()
+    client.force_login(owner)
+    url = org_url("reservation_action", org, pk=reservation.pk, action="cancel")
+    assert b"Cancel this reservation" in client.get(url).content
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url).status_code == 302
+    reservation.refresh_from_db()
+    assert reservation.state == "cancelled"
+
+
+@pytest.mark.django_db
+def test_request_list_filters(client, org, member, catalog, request_in_state, h200, east):
+    pending = request_in_state("pending_approval")
+    withdrawn = request_in_state("withdrawn")
+    client.force_login(member)
+    url = org_url("request_list", org)
+    content = client.get(url, {"state": "withdrawn"}).content.decode()
+    assert f">{withdrawn.reference}<" in content and f">{pending.reference}<" not in content
+    content = client.get(url, {"q": pending.reference}).content.decode()
+    assert f">{pending.reference}<" in content and f">{withdrawn.reference}<" not in content
+    empty = client.get(url, {"sku": h200.pk}).content.decode()
+    assert "No request matches these filters" in empty
+
+
+# --- Query counts ------------------------------------------------------------------------------
+def _grow(request_in_state, n):
+    for i in range(n):
+        request_in_state(("pending_approval", "withdrawn", "draft")[i % 3], starts_at=soon(3 + i))
+
+
+def _approved(org, request_in_state, n):
+    for i in range(n):
+        capacity_request = request_in_state("pending_approval", starts_at=soon(3 + i, hours=1))
+        capacity_request_approve(capacity_request=capacity_request, actor=org.account_manager)
+
+
+# Pinned: a change that adds a query per page must say so here.
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("page", "queries"), [("request_list", 9), ("reservation_list", 7), ("org_dashboard", 14)]
+)
+def test_tenant_list_pages_run_a_fixed_number_of_queries(
+    client,
+    org,
+    member,
+    catalog,
+    request_in_state,
+    page,
+    queries,
+    django_assert_num_queries,
+    django_capture_on_commit_callbacks,
+):
+    client.force_login(member)
+    url = org_url(page, org)
+    with django_capture_on_commit_callbacks(execute=False):
+        _grow(request_in_state, 2)
+        _approved(org, request_in_state, 1)
+    client.get(url)
+    with django_assert_num_queries(queries):
+        client.get(url)
+    with django_capture_on_commit_callbacks(execute=False):
+        _grow(request_in_state, 6)
+        _approved(org, request_in_state, 3)
+    with django_assert_num_queries(queries):
+        assert client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("page", "queries"), [("staff_approvals", 8), ("staff_second_approvals", 8)]
+)
+def test_staff_queues_run_a_fixed_number_of_queries(
+    client,
+    org,
+    catalog,
+    capacity_planner,
+    request_in_state,
+    page,
+    queries,
+    django_assert_num_queries,
+):
+    client.force_login(capacity_planner)
+    url = reverse(page)
+    state = "pending_approval" if page == "staff_approvals" else "pending_second_approval"
+    request_in_state(state)
+    client.get(url)
+    with django_assert_num_queries(queries):
+        client.get(url)
+    for i in range(6):
+        request_in_state(state, starts_at=soon(4 + i))
+    with django_assert_num_queries(queries):
+        response = client.get(url)
+    assert response.content.count(b"Approve</button>") == 7
+
+
+@pytest.mark.django_db
+def test_price_on_reservation_is_the_frozen_quote(
+    client, org, member, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_approval")
+    with django_capture_on_commit_callbacks(execute=False):
+        capacity_request_approve(capacity_request=capacity_request, actor=org.account_manager)
+    reservation = Reservation.objects.for_organization(org).get()
+    assert reservation.total == Decimal("2.0000") * 16 * 24 * 7
+    client.force_login(member)
+    page = client.get(org_url("reservation_detail", org, pk=reservation.pk)).content.decode()
+    assert "5,376.00 USD" in page
+    assert timezone.now() < reservation.starts_at
