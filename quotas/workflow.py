@@ -63,7 +63,7 @@ REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     # Declining an offer withdraws the request; a lapsed offer expires it.
     R.COUNTER_OFFERED: frozenset({R.APPROVED, R.WITHDRAWN, R.EXPIRED}),
-    R.WAITLISTED: frozenset({R.OFFERED, R.APPROVED, R.WITHDRAWN, R.EXPIRED}),
+    R.WAITLISTED: frozenset({R.OFFERED, R.WITHDRAWN, R.EXPIRED}),
     R.OFFERED: frozenset({R.APPROVED, R.WITHDRAWN, R.EXPIRED}),
     # An approved reservation request is cancelled with its reservation (before start).
     R.APPROVED: frozenset({R.CANCELLED}),
@@ -95,6 +95,40 @@ REQUEST_IN_CHECKS = frozenset({R.SUBMITTED, R.CHECKING})
 REQUEST_TERMINAL = frozenset(s for s, targets in REQUEST_TRANSITIONS.items() if not targets)
 REQUEST_OPEN = frozenset(RequestState.values) - REQUEST_TERMINAL - {R.APPROVED}
 
+# What each use case may start from (its targets must be legal moves in the table above).
+# People act through services; "run_checks", "expire" and "waitlist_offer" are the system's.
+REQUEST_ACTIONS: dict[str, frozenset[str]] = {
+    "update": frozenset({R.DRAFT}),
+    "submit": frozenset({R.DRAFT}),
+    "sign_off": frozenset({R.PENDING_INTERNAL_APPROVAL}),
+    "run_checks": REQUEST_IN_CHECKS,
+    "approve": REQUEST_AWAITING_DECISION,
+    "reject": REQUEST_AWAITING_DECISION,
+    "counter_offer": REQUEST_AWAITING_DECISION,
+    "accept_offer": REQUEST_OFFER_STATES,
+    "decline_offer": REQUEST_OFFER_STATES,
+    "waitlist": frozenset({R.PENDING_APPROVAL}),
+    "withdraw": REQUEST_UNDECIDED | {R.DRAFT},
+    "expire": REQUEST_UNDECIDED,
+    "waitlist_offer": frozenset({R.WAITLISTED}),
+}
+# The states each action may lead to.
+REQUEST_ACTION_TARGETS: dict[str, frozenset[str]] = {
+    "update": frozenset({R.DRAFT}),
+    "submit": frozenset({R.PENDING_INTERNAL_APPROVAL, R.SUBMITTED}),
+    "sign_off": frozenset({R.SUBMITTED, R.REJECTED}),
+    "run_checks": frozenset({R.CHECKING, R.PENDING_APPROVAL, R.APPROVED, R.REJECTED, R.WAITLISTED}),
+    "approve": frozenset({R.PENDING_SECOND_APPROVAL, R.APPROVED}),
+    "reject": frozenset({R.REJECTED}),
+    "counter_offer": frozenset({R.COUNTER_OFFERED}),
+    "accept_offer": frozenset({R.APPROVED}),
+    "decline_offer": frozenset({R.WITHDRAWN}),
+    "waitlist": frozenset({R.WAITLISTED}),
+    "withdraw": frozenset({R.WITHDRAWN}),
+    "expire": frozenset({R.EXPIRED}),
+    "waitlist_offer": frozenset({R.OFFERED}),
+}
+
 V = ReservationState
 
 RESERVATION_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -106,6 +140,21 @@ RESERVATION_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # Reservations that hold capacity and count towards quota (when active).
 RESERVATION_HOLDING = frozenset({V.SCHEDULED, V.ACTIVE})
+
+RESERVATION_ACTIONS: dict[str, frozenset[str]] = {
+    "activate": frozenset({V.SCHEDULED}),
+    "complete": frozenset({V.ACTIVE}),
+    "cancel": frozenset({V.SCHEDULED}),
+    "release_early": frozenset({V.ACTIVE}),
+    "extend": RESERVATION_HOLDING,
+}
+RESERVATION_ACTION_TARGETS: dict[str, frozenset[str]] = {
+    "activate": frozenset({V.ACTIVE}),
+    "complete": frozenset({V.COMPLETED}),
+    "cancel": frozenset({V.CANCELLED}),
+    "release_early": frozenset({V.RELEASED_EARLY}),
+    "extend": frozenset(),  # a new request; the reservation stays as it is
+}
 
 
 def request_can_move(current: str, target: str) -> bool:
@@ -124,3 +173,22 @@ def request_require_move(current: str, target: str) -> None:
 def reservation_require_move(current: str, target: str) -> None:
     if not reservation_can_move(current, target):
         raise IllegalTransition(obj_label="The reservation", current=current, target=target)
+
+
+_PRIMARY_TARGET = {"submit": R.SUBMITTED, "sign_off": R.SUBMITTED, "run_checks": R.CHECKING}
+_PRIMARY_TARGET |= {"approve": R.APPROVED}
+
+
+def request_require_action(action: str, current: str) -> None:
+    """Refuse ``action`` on a request in state ``current`` (naming the state)."""
+    if current not in REQUEST_ACTIONS[action]:
+        target = _PRIMARY_TARGET.get(action) or min(REQUEST_ACTION_TARGETS[action])
+        raise IllegalTransition(obj_label="The request", current=current, target=target)
+
+
+def reservation_require_action(action: str, current: str) -> None:
+    if current not in RESERVATION_ACTIONS[action]:
+        targets = RESERVATION_ACTION_TARGETS[action] or {current}
+        raise IllegalTransition(
+            obj_label="The reservation", current=current, target=sorted(targets)[-1]
+        )

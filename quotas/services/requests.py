@@ -32,7 +32,12 @@ from quotas.models import (
     RequestComment,
     Reservation,
 )
-from quotas.workflow import REQUEST_OFFER_STATES, RequestState, ReservationState
+from quotas.workflow import (
+    REQUEST_OFFER_STATES,
+    RequestState,
+    ReservationState,
+    request_require_action,
+)
 
 from ._base import (
     candidate_pools,
@@ -253,11 +258,7 @@ def capacity_request_update(
     """Edit a draft (fields of ``DRAFT_FIELDS``, ``alternative_skus``, ``alternative_regions``)."""
     capacity_request = request_lock(capacity_request.pk)
     require_requester_or_manager(actor, capacity_request, "requests.create")
-    if capacity_request.state != S.DRAFT:
-        raise ConflictError(
-            f"Only a draft can be edited; this request is {capacity_request.state}.",
-            field="state",
-        )
+    request_require_action("update", capacity_request.state)
     unknown = set(fields) - set(DRAFT_FIELDS) - {"alternative_skus", "alternative_regions"}
     if unknown:
         raise DomainError(f"Unknown field {sorted(unknown)[0]}.", field=sorted(unknown)[0])
@@ -320,7 +321,8 @@ def capacity_request_submit(*, capacity_request: CapacityRequest, actor: User) -
     the automatic checks (a Celery task enqueued after commit)."""
     capacity_request = request_lock(capacity_request.pk)
     require_requester_or_manager(actor, capacity_request, "requests.create")
-    if capacity_request.state == S.DRAFT and capacity_request.is_reservation:
+    request_require_action("submit", capacity_request.state)
+    if capacity_request.is_reservation:
         # A draft may have sat until its window no longer qualifies.
         capacity_request_validate(
             kind=capacity_request.kind,
@@ -334,7 +336,7 @@ def capacity_request_submit(*, capacity_request: CapacityRequest, actor: User) -
     role = tenant_role(actor, capacity_request.organization)
     now = timezone.now()
     capacity_request.submitted_at = now
-    if capacity_request.state == S.DRAFT and _signoff_needed(capacity_request, role=role):
+    if _signoff_needed(capacity_request, role=role):
         request_move(
             capacity_request,
             to_state=S.PENDING_INTERNAL_APPROVAL,
@@ -366,6 +368,7 @@ def capacity_request_sign_off(
     """An owner or admin signs a request off (on to the provider) or turns it down."""
     capacity_request = request_lock(capacity_request.pk)
     require_tenant(actor, capacity_request.organization, "requests.sign_off")
+    request_require_action("sign_off", capacity_request.state)
     if capacity_request.requested_by_id == actor.pk:
         raise NotAllowed("Another owner or admin must sign off your own request.")
     if approve:
@@ -608,10 +611,11 @@ def capacity_request_approve(
     organization = capacity_request.organization
     state = capacity_request.state
     reason = (reason or "").strip()
+    request_require_action("approve", state)
     if state == S.PENDING_SECOND_APPROVAL:
         require_second_approver(actor, capacity_request)
         _grant(capacity_request, actor=actor, pool=pool, reason=reason)
-    elif state == S.PENDING_APPROVAL:
+    else:
         require_decider(actor, organization)
         chosen = _pool_choice(capacity_request, pool) if capacity_request.is_reservation else None
         if chosen is not None:
@@ -646,9 +650,6 @@ def capacity_request_approve(
             capacity_request.first_approved_at = timezone.now()
             capacity_request.save(update_fields=["first_approved_by", "first_approved_at"])
             _grant(capacity_request, actor=actor, pool=chosen, reason=reason)
-    else:
-        require_decider(actor, organization)
-        request_move(capacity_request, to_state=S.APPROVED, actor=actor)  # raises
     notify.request_moved(capacity_request, actor=actor, reason=reason)
     return capacity_request
 
@@ -663,6 +664,7 @@ def capacity_request_reject(
         require_second_approver(actor, capacity_request)
     else:
         require_decider(actor, capacity_request.organization)
+    request_require_action("reject", capacity_request.state)
     reason = _required_reason(reason)
     capacity_request.decided_by = actor
     capacity_request.decided_at = timezone.now()
@@ -753,8 +755,7 @@ def capacity_request_counter_offer(
         require_second_approver(actor, capacity_request)
     else:
         require_decider(actor, capacity_request.organization)
-    if capacity_request.state not in (S.PENDING_APPROVAL, S.PENDING_SECOND_APPROVAL):
-        request_move(capacity_request, to_state=S.COUNTER_OFFERED, actor=actor)  # raises
+    request_require_action("counter_offer", capacity_request.state)
     if not capacity_request.is_reservation:
         raise DomainError(
             "On-demand quota requests are approved or rejected, not counter-offered.",
@@ -817,8 +818,7 @@ def capacity_request_accept_offer(
     capacity_request = request_lock(capacity_request.pk)
     if actor is not None:
         require_requester_or_manager(actor, capacity_request, "requests.create")
-    if capacity_request.state not in REQUEST_OFFER_STATES:
-        request_move(capacity_request, to_state=S.APPROVED, actor=actor)  # raises
+    request_require_action("accept_offer", capacity_request.state)
     if capacity_request.offer_expires_at and capacity_request.offer_expires_at <= timezone.now():
         raise ConflictError("This offer has lapsed.", field="offer_expires_at")
     offer_accept_locked(capacity_request, actor=actor)
@@ -856,12 +856,7 @@ def capacity_request_decline_offer(
     """The tenant declines an offer: its capacity is released and the request withdrawn."""
     capacity_request = request_lock(capacity_request.pk)
     require_requester_or_manager(actor, capacity_request, "requests.create")
-    if capacity_request.state not in REQUEST_OFFER_STATES:
-        raise ConflictError(
-            f"There is no offer to decline: the request is "
-            f"{capacity_request.state.replace('_', ' ')}.",
-            field="state",
-        )
+    request_require_action("decline_offer", capacity_request.state)
     _release_offer(capacity_request, actor=actor)
     request_move(
         capacity_request,
@@ -881,6 +876,7 @@ def capacity_request_withdraw(
     capacity_request = request_lock(capacity_request.pk)
     require_requester_or_manager(actor, capacity_request, "requests.create")
     from_state = capacity_request.state
+    request_require_action("withdraw", from_state)
     request_move(capacity_request, to_state=S.WITHDRAWN, actor=actor, reason=reason.strip())
     if from_state in REQUEST_OFFER_STATES:
         _release_offer(capacity_request, actor=actor)
@@ -894,6 +890,7 @@ def capacity_request_waitlist(*, capacity_request: CapacityRequest, actor: User)
     it. Only reservation requests wait; nothing is held while waiting."""
     capacity_request = request_lock(capacity_request.pk)
     require_requester_or_manager(actor, capacity_request, "requests.create")
+    request_require_action("waitlist", capacity_request.state)
     if not capacity_request.is_reservation:
         raise DomainError("Only reservation requests can wait for capacity.", field="kind")
     capacity_request.decision_due_at = None

@@ -12,7 +12,7 @@ from accounts.models import User
 from portal.errors import ConflictError, DomainError
 from quotas import notify
 from quotas.models import CapacityRequest, Reservation
-from quotas.workflow import RequestState, ReservationState
+from quotas.workflow import RequestState, ReservationState, reservation_require_action
 
 from ._base import (
     request_lock,
@@ -63,12 +63,10 @@ def _complete(reservation: Reservation) -> None:
 
 @transaction.atomic
 def reservation_complete(*, reservation_id: int, now: datetime | None = None) -> bool:
-    """Complete an active reservation whose end has come. Idempotent."""
+    """Complete an active reservation whose end has come. Idempotent. (A scheduled one that
+    missed both its start and end is caught up by ``reservation_activate``.)"""
     now = now or timezone.now()
     reservation = reservation_lock(reservation_id)
-    if reservation.state == V.SCHEDULED and reservation.ends_at <= now:
-        # Missed its start too (downtime): activation records both steps.
-        return reservation_activate(reservation_id=reservation_id, now=now)
     if reservation.state != V.ACTIVE or reservation.ends_at > now:
         return False
     _complete(reservation)
@@ -83,7 +81,8 @@ def reservation_cancel(*, reservation: Reservation, actor: User, reason: str = "
 
     reservation = reservation_lock(reservation.pk)
     require_requester_or_manager(actor, reservation.request, "reservations.manage")
-    if reservation.state == V.SCHEDULED and reservation.starts_at <= timezone.now():
+    reservation_require_action("cancel", reservation.state)
+    if reservation.starts_at <= timezone.now():
         raise ConflictError("The reservation has started; release it early instead.", field="state")
     reason = (reason or "").strip()
     reservation.ended_at = timezone.now()
@@ -114,8 +113,9 @@ def reservation_release_early(
     at = at or timezone.now()
     reservation = reservation_lock(reservation.pk)
     require_requester_or_manager(actor, reservation.request, "reservations.manage")
+    reservation_require_action("release_early", reservation.state)
     reason = (reason or "").strip()
-    if reservation.state == V.ACTIVE and not reservation.starts_at < at < reservation.ends_at:
+    if not reservation.starts_at < at < reservation.ends_at:
         raise DomainError("The release time must fall inside the reservation.", field="at")
     reservation_move(reservation, to_state=V.RELEASED_EARLY, actor=actor, reason=reason, at=at)
     hold_resize(hold=reservation.hold, ends_at=at, actor=actor)
@@ -138,12 +138,7 @@ def reservation_extend(
 
     reservation = reservation_lock(reservation.pk)
     require_tenant(actor, reservation.organization, "reservations.manage")
-    if reservation.state not in (V.SCHEDULED, V.ACTIVE):
-        raise ConflictError(
-            f"Only a scheduled or active reservation can be extended; this one is "
-            f"{reservation.state.replace('_', ' ')}.",
-            field="state",
-        )
+    reservation_require_action("extend", reservation.state)
     if ends_at <= reservation.ends_at:
         raise DomainError("The new end must be after the current end.", field="ends_at")
     pending = (
