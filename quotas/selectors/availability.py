@@ -246,8 +246,10 @@ def pool_earliest_start(
 
     The answer is exact, not rounded to the hour: the earliest fitting start is always either
     ``not_before`` or an instant where the free figure changes (moving a fitting start that is
-    neither a little earlier keeps it fitting), so those are the only candidates, and one query
-    tests them all. Callers that want whole hours round the answer up themselves.
+    neither a little earlier keeps it fitting), so those are the only candidates. One query
+    tests them all in one pass: a candidate fits when it has room and the next level short of
+    GPUs starts no earlier than the candidate's end. Callers that want whole hours round the
+    answer up themselves.
     """
     if gpu_count <= 0:
         raise DomainError("Ask for at least one GPU.", field="gpu_count")
@@ -258,13 +260,18 @@ def pool_earliest_start(
     horizon_end = not_before + horizon
     sql = _sql(
         """
-        SELECT c.t FROM levels c
-         WHERE c.t < %(horizon_end)s AND c.capacity - c.held >= %(count)s
-           AND NOT EXISTS (
-               SELECT 1 FROM levels x
-                WHERE x.t > c.t AND x.t < c.t + %(duration)s
-                  AND x.capacity - x.held < %(count)s)
-         ORDER BY c.t
+        SELECT t FROM (
+            SELECT t, capacity - held AS free,
+                   -- the next level that is too short of GPUs, if any
+                   -- (framed from the far end so PostgreSQL aggregates incrementally)
+                   min(CASE WHEN capacity - held < %(count)s THEN t END) OVER (
+                       ORDER BY t DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+                   ) AS next_short
+              FROM levels
+        ) AS c
+         WHERE t < %(horizon_end)s AND free >= %(count)s
+           AND (next_short IS NULL OR next_short >= t + %(duration)s)
+         ORDER BY t
          LIMIT 1
         """
     )
@@ -332,18 +339,20 @@ def pool_timeline(*, pool: CapacityPool | int, start: date, end: date) -> list[T
     ends_at = datetime.combine(end, time.min, tzinfo=UTC)
     sql = _sql(
         """,
-        days AS (
-            SELECT d AS d0, d + interval '1 day' AS d1
-              FROM generate_series(
-                  %(start)s::timestamptz, %(end)s::timestamptz - interval '1 day', interval '1 day'
-              ) AS d
+        spans AS (
+            -- each level once per UTC day it touches: levels + days rows, not levels x days
+            SELECT l.capacity, l.held, d AS d0
+              FROM levels l
+             CROSS JOIN LATERAL generate_series(
+                   date_trunc('day', l.t, 'UTC'),
+                   coalesce(l.t_next, %(end)s) - interval '1 microsecond',
+                   interval '1 day'
+             ) AS d
         )
-        SELECT (days.d0 AT TIME ZONE 'UTC')::date, min(l.capacity), max(l.held),
-               min(l.capacity - l.held)
-          FROM days
-          JOIN levels l ON l.t < days.d1 AND coalesce(l.t_next, %(end)s) > days.d0
-         GROUP BY days.d0
-         ORDER BY days.d0
+        SELECT (d0 AT TIME ZONE 'UTC')::date, min(capacity), max(held), min(capacity - held)
+          FROM spans
+         GROUP BY d0
+         ORDER BY d0
         """
     )
     params = _params(pool_ids=[_pool_id(pool)], starts_at=starts_at, ends_at=ends_at)

@@ -223,6 +223,22 @@ def brute_free(changes, holds, t):
     return capacity - held
 
 
+def brute_day(changes, holds, day):
+    """(least capacity, most held, least free) over the whole hours of one day, no exclusions."""
+    holds = [(s, d, g, state, False) for s, d, g, state, _ in holds]
+    levels = []
+    for t in range(24 * day, 24 * day + 24):
+        capacity = sum(
+            delta for eff, dur, delta in changes if eff <= t and (dur is None or t < eff + dur)
+        )
+        levels.append((capacity, capacity - brute_free(changes, holds, t)))
+    return (
+        min(c for c, _ in levels),
+        max(h for _, h in levels),
+        min(c - h for c, h in levels),
+    )
+
+
 def brute_free_min(changes, holds, start, end):
     # Every event is on a whole hour, so free GPUs are constant between whole hours.
     return min(brute_free(changes, holds, t) for t in range(start, end))
@@ -273,7 +289,12 @@ def test_availability_matches_brute_force_model(
             (level,) = [lv for lv in levels if lv.starts_at <= hours(t) < lv.ends_at]
             assert level.free == brute_free(changes, holds, t)
 
-        # The earliest-start selector has no exclusions: model it without them too.
+        # The timeline and earliest-start selectors take no exclusions: model them without.
+        days = pool_timeline(pool=pool, start=BASE.date(), end=BASE.date() + timedelta(days=4))
+        assert [(d.capacity, d.held, d.free) for d in days] == [
+            brute_day(changes, holds, day) for day in range(4)
+        ]
+
         unexcluded = [(s, d, g, st_, False) for s, d, g, st_, _ in holds]
         earliest = brute_earliest(changes, unexcluded, count, window_length, window_start, horizon)
         assert pool_earliest_start(
