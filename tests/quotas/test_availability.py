@@ -16,6 +16,7 @@ from quotas.selectors.availability import (
     pool_free_min,
     pool_held_at,
     pool_levels,
+    pool_summary_list,
     pool_timeline,
 )
 from tests.factories import CapacityPoolFactory, GpuSkuFactory, RegionFactory
@@ -305,3 +306,23 @@ def test_availability_matches_brute_force_model(
             horizon=timedelta(hours=horizon),
         ) == (None if earliest is None else hours(earliest))
         transaction.set_rollback(True)
+
+
+def test_summary_list_gives_each_pool_its_start_and_worst_figures(
+    pool, org, django_assert_num_queries
+):
+    add_change(pool, 100, 0)
+    add_change(pool, -40, 10, 20)
+    add_hold(pool, org, 30, 5, 15)
+    other = CapacityPoolFactory(region=RegionFactory(code="us-west-1"), sku=pool.sku)
+    add_change(other, 64, 0)
+    CapacityPoolFactory(region=RegionFactory(code="us-west-2"), sku=pool.sku, active=False)
+    with django_assert_num_queries(2):
+        summaries = pool_summary_list(starts_at=hours(6), ends_at=hours(24))
+    assert [
+        (s.pool.region.code, s.capacity_at_start, s.held_at_start, s.capacity_min, s.held_max)
+        for s in summaries
+    ] == [("us-east-1", 100, 30, 60, 30), ("us-west-1", 64, 0, 64, 0)]
+    assert [(s.free_at_start, s.free_min) for s in summaries] == [(70, 30), (64, 64)]
+    only_west = pool_summary_list(starts_at=hours(6), ends_at=hours(24), region=other.region)
+    assert [s.pool for s in only_west] == [other]
