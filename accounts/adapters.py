@@ -24,6 +24,13 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class MFAAdapter(DefaultMFAAdapter):
+    error_messages = {
+        **DefaultMFAAdapter.error_messages,
+        "cannot_delete_authenticator": (
+            "Two-factor authentication stays on: provider staff accounts cannot switch it off."
+        ),
+    }
+
     def can_delete_authenticator(self, authenticator: Authenticator) -> bool:
         # Provider staff must keep MFA on: their TOTP cannot be switched off.
         if authenticator.type == Authenticator.Type.TOTP and authenticator.user.is_provider_staff:

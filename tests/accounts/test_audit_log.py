@@ -97,3 +97,16 @@ def test_audit_log_query_count_is_flat(client, org, owner, django_assert_num_que
         _event(org, owner, "thing.done")
     with django_assert_num_queries(AUDIT_LOG_QUERIES):
         assert client.get(url).status_code == 200
+
+
+def test_changes_read_as_old_to_new(client, org, owner):
+    audit_record(
+        organization=org,
+        actor=owner,
+        action="membership.role_changed",
+        changes={"user": "dev@acme.example", "role": ["member", "admin"], "flag": [False, True]},
+    )
+    client.force_login(owner)
+    body = client.get(reverse("audit_log", kwargs={"org_slug": org.slug})).content.decode()
+    assert "role: member → admin" in body
+    assert "flag: no → yes" in body
