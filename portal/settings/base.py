@@ -313,4 +313,9 @@ LOGGING = {
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 
 # Demo data, in order; each is a callable that is idempotent and deterministic.
-DEMO_SEEDERS = ["accounts.demo.seed", "quotas.demo.seed_catalog", "contracts.demo.seed"]
+DEMO_SEEDERS = [
+    "accounts.demo.seed",
+    "quotas.demo.seed_catalog",
+    "contracts.demo.seed",
+    "quotas.demo_requests.seed",
+]
