@@ -24,6 +24,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_PORT = 8000
 EMBEDDED_DATABASE_NAME = "portal"
 SETTINGS_MODULE = "portal.settings.base"
+STOPPED_BY_SIGNAL = {130, 143}  # honcho's return codes after SIGINT and SIGTERM
 
 # Kept in step with the demo seeders (settings.DEMO_SEEDERS).
 DEMO_PASSWORD = "portal-demo-pass"
@@ -160,7 +161,9 @@ def main() -> int:
         for name, command in procfile_processes().items():
             manager.add_process(name, command, env=env, cwd=str(BASE_DIR))
         manager.loop()
-        return manager.returncode or 0
+        # Ctrl-C (SIGINT) or SIGTERM is how `make run` is meant to end; any other code is a
+        # process that stopped by itself and took the others down with it.
+        return 0 if manager.returncode in STOPPED_BY_SIGNAL else manager.returncode or 0
     except subprocess.CalledProcessError as exc:
         print(f"run: `{' '.join(exc.cmd[1:])}` failed (exit {exc.returncode}); see above.")
         return 1
