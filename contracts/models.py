@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -37,8 +38,8 @@ class Contract(models.Model):
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantManager()
     all_objects = models.Manager()
+    objects = TenantManager()
 
     class Meta:
         default_manager_name = "all_objects"
@@ -54,6 +55,33 @@ class Contract(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} ({self.organization})"
+
+    def clean(self) -> None:
+        """Two active contracts of one organization must not overlap: prices and commitment
+        burn-down need one answer to "which contract applies at t"."""
+        super().clean()
+        if self.status != self.Status.ACTIVE or not (
+            self.organization_id and self.term_start and self.term_end
+        ):
+            return
+        overlapping = (
+            Contract.objects.for_organization(self.organization_id)
+            .filter(
+                status=self.Status.ACTIVE,
+                term_start__lt=self.term_end,
+                term_end__gt=self.term_start,
+            )
+            .exclude(pk=self.pk)
+            .first()
+        )
+        if overlapping is not None:
+            raise ValidationError(
+                {
+                    "term_start": f"The active contract {overlapping.number} already covers "
+                    f"{overlapping.term_start} to {overlapping.term_end}; end or terminate it "
+                    "first."
+                }
+            )
 
 
 class ContractRate(models.Model):

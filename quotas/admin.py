@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.services import audit_record
 from portal.errors import DomainError
 
 from .capacity import ChangeMode, capacity_change_add
@@ -52,6 +53,17 @@ class CatalogAdminMixin:
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         # Regions, SKUs and pools are referenced by holds and contracts: deactivate instead.
         return False
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        audit_record(
+            organization=None,
+            actor=request.user,
+            action=f"catalog.{obj._meta.model_name}_{'changed' if change else 'created'}",
+            target=obj,
+            changes={name: str(form.cleaned_data.get(name)) for name in form.changed_data},
+            request=request,
+        )
 
 
 class ReadOnlyAdminMixin(CatalogAdminMixin):

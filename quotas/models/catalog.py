@@ -132,8 +132,8 @@ class CapacityHold(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantManager()
     all_objects = models.Manager()
+    objects = TenantManager()
 
     class Meta:
         default_manager_name = "all_objects"
@@ -156,4 +156,5 @@ class CapacityHold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.gpu_count} x {self.pool} [{self.starts_at:%Y-%m-%d %H:%M}, {self.ends_at:%Y-%m-%d %H:%M})"
+        window = f"[{self.starts_at:%Y-%m-%d %H:%M}, {self.ends_at:%Y-%m-%d %H:%M})"
+        return f"{self.gpu_count} x {self.pool} {window}"

@@ -1,3 +1,4 @@
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -96,3 +97,29 @@ def test_account_manager_sees_only_the_contracts_of_their_organizations(
     theirs.refresh_from_db()
     assert theirs.committed_spend != Decimal("1.00")
     assert Contract.all_objects.count() == 2
+
+
+def test_a_second_overlapping_active_contract_is_refused(manager_client, org):
+    current = ContractFactory(
+        organization=org, number="ACME-1", term_start=date(2030, 1, 1), term_end=date(2033, 1, 1)
+    )
+    draft = ContractFactory(
+        organization=org,
+        number="ACME-2",
+        status="draft",
+        term_start=date(2032, 1, 1),
+        term_end=date(2035, 1, 1),
+    )
+    url = reverse("admin:contracts_contract_change", args=[draft.pk])
+    response = manager_client.post(url, contract_form(draft, status="active"))
+    assert response.status_code == 200
+    assert "ACME-1 already covers" in response.content.decode()
+    draft.refresh_from_db()
+    assert draft.status == "draft"
+    # Once the current one ends before the new term, the new one may be activated.
+    current.term_end = date(2032, 1, 1)
+    current.save()
+    response = manager_client.post(url, contract_form(draft, status="active"))
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == "active"

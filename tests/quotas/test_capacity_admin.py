@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import AuditEvent
@@ -108,3 +110,53 @@ def test_an_account_manager_cannot_change_capacity(client, account_manager, pool
     )
     assert response.status_code == 403
     assert CapacityChange.objects.count() == 1
+
+
+def test_catalog_edits_are_audited(planner_client, pool, capacity_planner):
+    sku = pool.sku
+    response = planner_client.post(
+        reverse("admin:quotas_gpusku_change", args=[sku.pk]),
+        {
+            "code": sku.code,
+            "name": sku.name,
+            "memory_gb": "80",
+            "interconnect": sku.interconnect,
+            "gpus_per_node": "8",
+            "sold_in_whole_nodes": "on",
+            "list_price_per_gpu_hour": "3.1900",
+            "active": "on",
+        },
+    )
+    assert response.status_code == 302
+    event = AuditEvent.all_objects.get(action="catalog.gpusku_changed")
+    assert event.actor == capacity_planner
+    assert event.changes == {"list_price_per_gpu_hour": "3.1900"}
+
+
+def test_an_account_manager_may_look_at_the_catalog_but_not_edit_it(client, account_manager, pool):
+    account_manager.is_staff = True
+    account_manager.save()
+    client.force_login(account_manager)
+    assert client.get(reverse("admin:quotas_capacitypool_changelist")).status_code == 200
+    response = client.post(
+        reverse("admin:quotas_region_change", args=[pool.region.pk]),
+        {"code": "renamed", "name": "X", "location": "", "active": "on"},
+    )
+    assert response.status_code == 403
+    pool.region.refresh_from_db()
+    assert pool.region.code == "us-east-1"
+
+
+def test_pool_list_query_count_stays_flat(planner_client, pool):
+    url = reverse("admin:quotas_capacitypool_changelist")
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert planner_client.get(url).status_code == 200
+        return len(captured)
+
+    few = queries()
+    for n in range(6):
+        other = CapacityPoolFactory(region=RegionFactory(code=f"r-{n}"), sku=GpuSkuFactory())
+        capacity_change_add(pool=other, gpus_delta=8, effective_at=T0, reason="x", actor=None)
+    assert queries() == few
