@@ -212,6 +212,7 @@ def hold_release(
         target=hold,
         changes={"released_at": hold.released_at.isoformat()},
     )
+    _clear_backed_risks(pool=pool, actor=actor)
     _send_on_commit(capacity_freed, CapacityPool, pool_id=pool.pk)
     return hold
 
@@ -294,6 +295,8 @@ def hold_resize(
         target=hold,
         changes={key: [old[key], new[key]] for key in new if old[key] != new[key]},
     )
+    if gives_back or hold.at_risk:
+        _clear_backed_risks(pool=pool, actor=actor)
     if gives_back:
         _send_on_commit(capacity_freed, CapacityPool, pool_id=pool.pk)
     return hold
@@ -384,6 +387,7 @@ def capacity_change_add(
     if broken:
         _send_on_commit(holds_at_risk, CapacityHold, hold_ids=[hold.pk for hold in broken])
     if gpus_delta > 0:
+        _clear_backed_risks(pool=pool, actor=actor)
         _send_on_commit(capacity_freed, CapacityPool, pool_id=pool.pk)
     return change
 
@@ -432,3 +436,43 @@ def _holds_left_short(
         if all(stretch[2] >= 0 for stretch in short):
             break
     return broken
+
+
+def _clear_backed_risks(*, pool: CapacityPool, actor: User | None) -> list[CapacityHold]:
+    """Clear ``at_risk`` on the holds of the (locked) pool that have GPUs behind them again.
+
+    Called when GPUs come back (capacity added, a hold released or shrunk). The oldest at-risk
+    hold is considered first; a hold is backed when it fits beside every hold not at risk and
+    those already cleared, so clearing one never leaves another short.
+    """
+    at_risk = list(
+        CapacityHold.objects.unscoped_for_staff()
+        .filter(pool=pool, at_risk=True, released_at__isnull=True)
+        .select_related("organization")
+        .order_by("created_at", "pk")
+    )
+    still_at_risk = {hold.pk for hold in at_risk}
+    cleared = []
+    for hold in at_risk:
+        if (
+            pool_free_min(
+                pool=pool,
+                starts_at=hold.starts_at,
+                ends_at=hold.ends_at,
+                exclude_hold_ids=tuple(still_at_risk),
+            )
+            < hold.gpu_count
+        ):
+            continue
+        still_at_risk.discard(hold.pk)
+        hold.at_risk = False
+        hold.save(update_fields=["at_risk"])
+        audit_record(
+            organization=hold.organization,
+            actor=actor,
+            action="capacity.hold_backed",
+            target=hold,
+            changes={"at_risk": [True, False]},
+        )
+        cleared.append(hold)
+    return cleared

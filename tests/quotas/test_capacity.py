@@ -350,3 +350,40 @@ def test_holds_in_one_pool_do_not_touch_another(pool, org):
     place(pool, org, 64, 0, 10)
     place(other, org, 8, 0, 10)
     assert pool_free_min(pool=pool, starts_at=hours(0), ends_at=hours(10)) == 0
+
+
+def test_holds_at_risk_are_cleared_oldest_first_when_gpus_come_back(pool, org, capacity_planner):
+    first = place(pool, org, 32, 0, 20)
+    second = place(pool, org, 16, 0, 20)
+    third = place(pool, org, 16, 0, 20)
+    capacity_change_add(
+        pool=pool,
+        gpus_delta=-24,
+        effective_at=hours(5),
+        ends_at=hours(10),
+        reason="power work",
+        actor=capacity_planner,
+        mode="flag",
+    )
+
+    def at_risk():
+        return set(CapacityHold.all_objects.filter(at_risk=True).values_list("pk", flat=True))
+
+    assert at_risk() == {second.pk, third.pk}
+
+    # 8 GPUs back: room for the older of the two (16 = 48 - 32), not for both.
+    capacity_change_add(
+        pool=pool,
+        gpus_delta=8,
+        effective_at=hours(5),
+        ends_at=hours(10),
+        reason="spare rack",
+        actor=capacity_planner,
+    )
+    assert at_risk() == {third.pk}
+    assert AuditEvent.all_objects.filter(
+        action="capacity.hold_backed", target_id=str(second.pk)
+    ).exists()
+
+    hold_release(hold=first)
+    assert at_risk() == set()
