@@ -9,6 +9,8 @@ const out = join(root, "assets", "build", "vendor");
 const files = {
   "htmx.org/dist/htmx.min.js": "htmx.min.js",
   "chart.js/dist/chart.umd.min.js": "chart.umd.min.js",
+  // The minified file names its source map; production's collectstatic fails without it.
+  "chart.js/dist/chart.umd.min.js.map": "chart.umd.min.js.map",
 };
 mkdirSync(out, { recursive: true });
 for (const [from, to] of Object.entries(files)) {
