@@ -40,3 +40,14 @@ def test_login_page_has_no_inline_script_or_style(client, db):
     assert "<script>" not in html
     assert " style=" not in html
     assert " onclick=" not in html
+
+
+def test_security_headers_on_a_signed_in_tenant_page(client, owner):
+    client.force_login(owner)
+
+    response = client.get("/o/acme/")
+
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    for header, value in EXPECTED_HEADERS.items():
+        assert response.headers.get(header) == value, header
