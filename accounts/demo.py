@@ -83,13 +83,7 @@ def seed() -> str:
     created: list[str] = []
     staff: dict[str, User] = {}
     for email, full_name, staff_role, superuser in STAFF:
-        user, changed = _user(
-            email,
-            full_name,
-            staff_role=staff_role,
-            is_superuser=superuser,
-            is_staff=superuser,
-        )
+        user, changed = _user(email, full_name, staff_role=staff_role, is_superuser=superuser)
         if _totp(user) or changed:
             created.append(email)
         staff[email] = user

@@ -68,6 +68,8 @@ class User(AbstractUser):
 
     def save(self, *args, **kwargs):
         self.email = (self.email or "").strip().lower()
+        # The Django admin is for provider staff only: customers never get in, staff always do.
+        self.is_staff = self.is_provider_staff
         super().save(*args, **kwargs)
 
     @property

@@ -26,9 +26,11 @@ def test_demo_seed_creates_the_people_and_organizations():
     manager = User.objects.get(email="manager@provider.example")
     assert manager.staff_role == StaffRole.ACCOUNT_MANAGER
     assert acme.account_manager == manager and globex.account_manager == manager
-    assert User.objects.get(email="planner@provider.example").staff_role == (
-        StaffRole.CAPACITY_PLANNER
-    )
+    planner = User.objects.get(email="planner@provider.example")
+    assert planner.staff_role == StaffRole.CAPACITY_PLANNER
+    # Provider staff may use the admin (the catalog lives there); customers may not.
+    assert manager.is_staff and planner.is_staff
+    assert not User.objects.get(email="owner@acme.example").is_staff
     admin = User.objects.get(email="admin@provider.example")
     assert admin.is_superuser and admin.is_staff
     roles = {
