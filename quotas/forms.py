@@ -21,7 +21,15 @@ class LocalDateTimeInput(forms.DateTimeInput):
         super().__init__(format=DATETIME_LOCAL, **kwargs)
 
 
-class CapacityRequestForm(forms.Form):
+class Form(forms.Form):
+    """Labels without Django's trailing colon, as on every other page of the portal."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class CapacityRequestForm(Form):
     kind = forms.ChoiceField(
         label="What do you need?",
         choices=CapacityRequest.Kind.choices,
@@ -115,7 +123,7 @@ class CapacityRequestForm(forms.Form):
         )
 
 
-class RequestFilterForm(forms.Form):
+class RequestFilterForm(Form):
     state = forms.ChoiceField(
         label="State", required=False, choices=[("", "Any state"), *RequestState.choices]
     )
@@ -133,13 +141,13 @@ class RequestFilterForm(forms.Form):
         self.fields["region"].queryset = Region.objects.order_by("code")
 
 
-class ReasonForm(forms.Form):
+class ReasonForm(Form):
     reason = forms.CharField(
         label="Reason", widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
     )
 
 
-class OptionalReasonForm(forms.Form):
+class OptionalReasonForm(Form):
     reason = forms.CharField(
         label="Reason (optional)",
         required=False,
@@ -148,13 +156,13 @@ class OptionalReasonForm(forms.Form):
     )
 
 
-class CommentForm(forms.Form):
+class CommentForm(Form):
     body = forms.CharField(
         label="Add a comment", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000
     )
 
 
-class CounterOfferForm(forms.Form):
+class CounterOfferForm(Form):
     region = forms.ModelChoiceField(label="Region", queryset=Region.objects.none())
     sku = forms.ModelChoiceField(label="GPU type", queryset=GpuSku.objects.none())
     gpu_count = forms.IntegerField(label="GPUs", min_value=1)
@@ -180,7 +188,7 @@ class CounterOfferForm(forms.Form):
         return data
 
 
-class ExtendForm(forms.Form):
+class ExtendForm(Form):
     ends_at = forms.DateTimeField(
         label="New end (not included)", widget=LocalDateTimeInput(), input_formats=[DATETIME_LOCAL]
     )

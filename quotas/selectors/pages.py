@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
@@ -77,13 +78,26 @@ def request_get(*, organization: Organization, pk: int) -> CapacityRequest:
     return capacity_request
 
 
+STATE_LABELS = {**dict(RequestState.choices), **dict(ReservationState.choices)}
+
+
+def _labelled(events: list[RequestEvent]) -> list[RequestEvent]:
+    """Give each timeline event the readable names of its states."""
+    for event in events:
+        event.from_label = STATE_LABELS.get(event.from_state, event.from_state)
+        event.to_label = STATE_LABELS.get(event.to_state, event.to_state)
+    return events
+
+
 def _request_detail(capacity_request: CapacityRequest) -> dict:
     org = capacity_request.organization_id
-    events = list(
-        RequestEvent.objects.for_organization(org)
-        .filter(request=capacity_request)
-        .select_related("actor", "reservation")
-        .order_by("at", "id")
+    events = _labelled(
+        list(
+            RequestEvent.objects.for_organization(org)
+            .filter(request=capacity_request)
+            .select_related("actor", "reservation")
+            .order_by("at", "id")
+        )
     )
     checks = list(
         RequestCheck.objects.for_organization(org)
@@ -207,11 +221,13 @@ def reservation_get(*, organization: Organization, pk: int) -> Reservation:
 
 def reservation_detail_get(*, organization: Organization, pk: int) -> dict:
     reservation = reservation_get(organization=organization, pk=pk)
-    events = list(
-        RequestEvent.objects.for_organization(organization)
-        .filter(Q(reservation=reservation) | Q(request_id=reservation.request_id))
-        .select_related("actor")
-        .order_by("at", "id")
+    events = _labelled(
+        list(
+            RequestEvent.objects.for_organization(organization)
+            .filter(Q(reservation=reservation) | Q(request_id=reservation.request_id))
+            .select_related("actor", "reservation")
+            .order_by("at", "id")
+        )
     )
     extensions = list(
         CapacityRequest.objects.for_organization(organization)
@@ -373,3 +389,36 @@ def latest_checks(capacity_request: CapacityRequest) -> dict[str, RequestCheck]:
         return {}
     run = checks[0].run
     return {c.name: c for c in checks if c.run == run}
+
+
+@dataclass(frozen=True)
+class Glance:
+    """What an approver needs at a glance, as the automatic checks recorded it."""
+
+    checked_at: datetime | None
+    free_min: int | None  # least free GPUs in the requested pool over the window
+    price: Decimal | None
+    currency: str
+    contract: str | None
+    contract_outcome: str | None
+
+
+def request_glance(capacity_request: CapacityRequest) -> Glance:
+    """Capacity, contract cover and price from the latest checks (``all_checks`` prefetch)."""
+    checks = latest_checks(capacity_request)
+    capacity = checks.get("capacity")
+    contract = checks.get("contract")
+    free_min = None
+    if capacity is not None:
+        pools = capacity.figures.get("pools") or []
+        if pools:
+            free_min = pools[0].get("free_min")
+    figures = contract.figures if contract is not None else {}
+    return Glance(
+        checked_at=max((c.created_at for c in checks.values()), default=None),
+        free_min=free_min,
+        price=Decimal(figures["value"]) if figures.get("value") else None,
+        currency=figures.get("currency", "USD"),
+        contract=figures.get("contract"),
+        contract_outcome=contract.outcome if contract is not None else None,
+    )

@@ -17,7 +17,7 @@ from accounts.selectors import organization_list_for_staff
 from accounts.views_base import StaffViewMixin
 from portal.errors import DomainError
 from quotas import services
-from quotas.forms import CommentForm, CounterOfferForm, ReasonForm
+from quotas.forms import CommentForm, CounterOfferForm, Form, ReasonForm
 from quotas.models import CapacityPool
 from quotas.selectors import pages
 from quotas.services._base import candidate_pools
@@ -48,7 +48,12 @@ class _QueueView(StaffViewMixin, ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["rows"] = [
-            (r, pages.latest_checks(r), pages.sla_status(r.decision_due_at))
+            (
+                r,
+                pages.latest_checks(r),
+                pages.sla_status(r.decision_due_at),
+                pages.request_glance(r),
+            )
             for r in context["requests"]
         ]
         context["title"] = self.title
@@ -83,7 +88,7 @@ class SecondApprovalQueueView(_QueueView):
         return pages.staff_second_approval_queue(user=self.request.user)
 
 
-class ApproveForm(forms.Form):
+class ApproveForm(Form):
     pool = forms.ModelChoiceField(
         label="Grant in", queryset=CapacityPool.objects.none(), required=False, empty_label=None
     )

@@ -163,6 +163,7 @@ class RequestAvailabilityView(OrgPage, View):
         form = CapacityRequestForm(request.GET)
         preview = None
         missing = True
+        quota = request.GET.get("kind") == CapacityRequest.Kind.QUOTA_INCREASE
         if form.is_valid() and form.cleaned_data["kind"] == CapacityRequest.Kind.RESERVATION:
             missing = False
             try:
@@ -172,7 +173,7 @@ class RequestAvailabilityView(OrgPage, View):
         return render(
             request,
             "quotas/_availability.html",
-            self.base_context(form=form, preview=preview, missing=missing),
+            self.base_context(form=form, preview=preview, missing=missing, quota=quota),
         )
 
 

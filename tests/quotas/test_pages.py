@@ -272,7 +272,8 @@ def test_request_created_through_the_pages_is_approved_and_its_reservation_shown
     listing = client.get(org_url("reservation_list", org)).content.decode()
     assert reservation.reference in listing
     page = client.get(org_url("reservation_detail", org, pk=reservation.pk)).content.decode()
-    assert "16 \u00d7 H100 SXM 80GB" in page and "approved" in page
+    assert "16 \u00d7 H100 SXM 80GB" in page
+    assert "Awaiting approval → <strong>Approved</strong>" in page
     dashboard = client.get(org_url("org_dashboard", org)).content.decode()
     assert reservation.reference in dashboard
 

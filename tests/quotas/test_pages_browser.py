@@ -1,0 +1,172 @@
+"""The main request journey in headless Chromium, under the real Content-Security-Policy:
+a member requests capacity with live availability and price, the account manager approves,
+the member sees the reservation. Screenshots land in test-artifacts/screenshots/."""
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from quotas.models import CapacityRequest, Reservation
+from quotas.tasks import run_checks_task
+
+from .conftest import soon
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
+AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
+LOCAL = "%Y-%m-%dT%H:%M"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        print("chromium", chromium.version)
+        yield chromium
+        chromium.close()
+
+
+class Session:
+    """A browser context signed in as one user, recording what should never happen: console
+    errors (a CSP violation is one) and requests leaving the test server."""
+
+    def __init__(self, browser, live_server, user):
+        client = Client()
+        client.force_login(user)
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.add_cookies(
+            [
+                {
+                    "name": "sessionid",
+                    "value": client.cookies["sessionid"].value,
+                    "url": live_server.url,
+                }
+            ]
+        )
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        host = urlparse(live_server.url).netloc
+        self.page.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                # The browser asks for /favicon.ico on its own; the portal has no icon yet.
+                and not m.location.get("url", "").endswith("/favicon.ico")
+                and self.errors.append(f"{m.text} at {m.location}")
+            ),
+        )
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on(
+            "response", lambda r: r.status >= 400 and self.errors.append(f"{r.status} {r.url}")
+        )
+        self.page.on(
+            "request",
+            lambda r: (
+                urlparse(r.url).netloc not in (host, "")
+                and not r.url.startswith("data:")
+                and self.foreign.append(r.url)
+            ),
+        )
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+    def axe_serious(self) -> list[str]:
+        """axe-core's serious and critical violations on the current page (run through the
+        DevTools protocol, which the page's CSP does not govern)."""
+        self.page.evaluate(AXE.read_text())
+        result = self.page.evaluate(
+            "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        )
+        return [f"{v['id']}: {v['help']}" for v in result if v["impact"] in ("serious", "critical")]
+
+    def close(self) -> None:
+        assert self.errors == [], self.errors
+        assert self.foreign == [], self.foreign
+        self.context.close()
+
+
+def test_member_requests_capacity_and_sees_the_approved_reservation(
+    browser, live_server, org, member, catalog
+):
+    starts_at = soon(3)
+    ends_at = starts_at + timedelta(days=7)
+    tz = org.tzinfo
+
+    customer = Session(browser, live_server, member)
+    page = customer.page
+    page.goto(f"{live_server.url}/o/{org.slug}/requests/new/")
+    assert "htmx" in page.evaluate("typeof htmx === 'object' ? 'htmx' : 'none'")
+    page.get_by_label("GPU type", exact=True).select_option(label="H100 SXM 80GB")
+    page.get_by_label("Region", exact=True).select_option(label="us-east-1 (New Jersey 1)")
+    page.get_by_label("GPUs", exact=True).fill("16")
+    page.get_by_label("Start").fill(starts_at.astimezone(tz).strftime(LOCAL))
+    page.get_by_label("End (not included)").fill(ends_at.astimezone(tz).strftime(LOCAL))
+    page.get_by_label("Why you need it").fill("Fine-tuning run")
+    free = page.locator('[data-figure="free-min"]')
+    free.wait_for(timeout=10_000)
+    assert free.inner_text() == "64"
+    assert re.search(r"\d", page.locator('[data-figure="total"]').inner_text())
+    assert customer.axe_serious() == []
+    customer.shot("request-form")
+
+    page.get_by_role("button", name="Review request").click()
+    page.get_by_role("heading", name="Confirm your request").wait_for()
+    customer.shot("request-confirm")
+    page.get_by_role("button", name="Submit request").click()
+    page.get_by_role("heading", name=re.compile(r"^REQ-\d+")).wait_for()
+    capacity_request = CapacityRequest.objects.for_organization(org).get()
+    assert capacity_request.state == "submitted"
+
+    run_checks_task(capacity_request.pk, org.pk)  # the worker's part
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "pending_approval"
+
+    manager = Session(browser, live_server, org.account_manager)
+    manager.page.goto(f"{live_server.url}/staff/approvals/")
+    row = manager.page.get_by_role("row", name=re.compile(capacity_request.reference))
+    assert manager.axe_serious() == []
+    manager.shot("staff-approvals")
+    row.get_by_role("button", name="Approve").click()
+    manager.page.get_by_text(f"{capacity_request.reference} approved.").wait_for()
+    manager.close()
+
+    reservation = Reservation.objects.for_organization(org).get()
+    page.goto(f"{live_server.url}/o/{org.slug}/reservations/{reservation.pk}/")
+    page.get_by_role("heading", name=re.compile(reservation.reference)).wait_for()
+    assert page.get_by_text("Timeline").count() == 1
+    assert customer.axe_serious() == []
+    customer.shot("reservation-detail")
+    page.goto(f"{live_server.url}/o/{org.slug}/")
+    assert reservation.reference in page.content()
+    assert customer.axe_serious() == []
+    customer.shot("dashboard")
+    page.goto(f"{live_server.url}/notifications/")
+    assert page.get_by_text(f"{capacity_request.reference} is approved").count() >= 1
+    badge = page.locator(".notifications-link")
+    badge.wait_for()
+    customer.shot("notifications")
+    customer.close()
