@@ -173,3 +173,17 @@ def test_mfa_pages_render_in_the_portal_layout(client, owner):
     response = client.get(reverse("mfa_view_recovery_codes"))
     assert response.status_code == 200
     assert 'class="manage"' in response.content.decode()
+
+
+def test_404_and_403_pages_explain_in_the_portal_layout(client, org, other_org, owner, viewer):
+    client.force_login(owner)
+    response = client.get(reverse("member_list", kwargs={"org_slug": other_org.slug}))
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()
+    assert "css/portal.css" in response.content.decode()
+    client.force_login(viewer)
+    response = client.post(
+        reverse("member_list", kwargs={"org_slug": org.slug}), {"email": "x@example.com"}
+    )
+    assert response.status_code == 403
+    assert "Your role in this organization does not allow this." in response.content.decode()
