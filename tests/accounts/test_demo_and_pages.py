@@ -187,3 +187,15 @@ def test_404_and_403_pages_explain_in_the_portal_layout(client, org, other_org, 
     )
     assert response.status_code == 403
     assert "Your role in this organization does not allow this." in response.content.decode()
+
+
+def test_switcher_stays_short_for_staff_who_see_every_organization(
+    client, capacity_planner, django_assert_max_num_queries
+):
+    for i in range(30):
+        OrganizationFactory(slug=f"tenant-{i:02d}", name=f"Tenant {i:02d}")
+    client.force_login(capacity_planner)
+    body = client.get(reverse("staff_home")).content.decode()
+    switcher = body[body.index('class="org-switcher') : body.index("</details>")]
+    assert switcher.count("/o/tenant-") == 25
+    assert "More on the staff page" in switcher
