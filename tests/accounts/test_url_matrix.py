@@ -254,3 +254,19 @@ def test_account_pages_declare_the_intended_capabilities():
         if pattern.name in ACCOUNT_PAGE_CAPABILITIES
     }
     assert declared == ACCOUNT_PAGE_CAPABILITIES
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("route", "pattern"), STAFF_ROUTES, ids=[r for r, _ in STAFF_ROUTES])
+def test_staff_without_mfa_cannot_reach_staff_pages(client, acme_world, route, pattern):
+    staff = UserFactory(staff_role=StaffRole.ACCOUNT_MANAGER)  # no authenticator
+    acme_world.account_manager = staff
+    acme_world.save()
+    client.force_login(staff)
+    path = build_path(route, acme_world)
+    before = db_snapshot()
+    for method in ("GET", "POST"):
+        response = client.generic(method, path)
+        assert response.status_code == 302, f"{method} {path}"
+        assert response["Location"] == "/accounts/2fa/totp/activate/"
+    assert db_snapshot() == before
