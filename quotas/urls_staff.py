@@ -10,6 +10,7 @@ urlpatterns = [
         staff.SecondApprovalQueueView.as_view(),
         name="staff_second_approvals",
     ),
+    path("approvals/bulk-approve", staff.StaffBulkApproveView.as_view(), name="staff_bulk_approve"),
     path("requests/<int:pk>/", staff.StaffRequestDetailView.as_view(), name="staff_request_detail"),
     path(
         "requests/<int:pk>/comments",

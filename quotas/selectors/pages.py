@@ -306,7 +306,15 @@ def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
         .annotate(n=Count("id"))
         .order_by()
     )
+    recent = _labelled(
+        list(
+            RequestEvent.objects.for_organization(organization)
+            .select_related("actor", "request", "reservation")
+            .order_by("-at", "-id")[:limit]
+        )
+    )
     return {
+        "recent_events": recent,
         "active_reservations": active,
         "upcoming_reservations": upcoming,
         "waiting_requests": [(r, waiting_on(r)) for r in open_requests],

@@ -57,6 +57,7 @@ class _QueueView(StaffViewMixin, ListView):
             for r in context["requests"]
         ]
         context["title"] = self.title
+        context["queue"] = self.queue
         context["empty_text"] = self.empty_text
         context["now"] = timezone.now()
         return context
@@ -67,6 +68,7 @@ class ApprovalInboxView(_QueueView):
 
     staff_roles = DECIDERS
     title = "Approvals inbox"
+    queue = "first"
     empty_text = (
         "Nothing waits on you. New requests of your organizations appear here once their "
         "automatic checks have run."
@@ -79,6 +81,7 @@ class ApprovalInboxView(_QueueView):
 class SecondApprovalQueueView(_QueueView):
     staff_roles = frozenset({StaffRole.CAPACITY_PLANNER})
     title = "Second approvals"
+    queue = "second"
     empty_text = (
         "No request waits for a second approval. Requests above the threshold in GPUs or value "
         "come here after their account manager approves them."
@@ -300,3 +303,36 @@ class StaffCommentView(_StaffRequestMixin, View):
         else:
             messages.error(request, "Write a comment first.")
         return redirect(self.detail_url() + "#comments")
+
+
+class StaffBulkApproveView(StaffViewMixin, View):
+    """Approve several requests from a queue at once; each is its own transaction, so one that
+    no longer fits is reported and the others still go through."""
+
+    staff_roles = DECIDERS
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs) -> HttpResponse:
+        ids = [int(pk) for pk in request.POST.getlist("ids") if pk.isdigit()]
+        back = (
+            "staff_second_approvals" if request.POST.get("queue") == "second" else "staff_approvals"
+        )
+        if not ids:
+            messages.error(request, "Tick the requests to approve first.")
+            return redirect(back)
+        approved, refused = [], []
+        for pk in ids:
+            capacity_request = pages.staff_request_get(user=request.user, pk=pk)
+            try:
+                services.capacity_request_approve(
+                    capacity_request=capacity_request, actor=request.user
+                )
+            except DomainError as exc:
+                refused.append(f"{capacity_request.reference}: {exc.message}")
+            else:
+                approved.append(capacity_request.reference)
+        if approved:
+            messages.success(request, f"Approved {', '.join(approved)}.")
+        for line in refused:
+            messages.error(request, f"Not approved: {line}")
+        return redirect(back)

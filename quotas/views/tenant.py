@@ -26,7 +26,9 @@ from quotas.forms import (
 from quotas.models import CapacityRequest
 from quotas.selectors import pages
 from quotas.selectors.preview import request_preview
-from quotas.workflow import RequestState, ReservationState
+from quotas.workflow import REQUEST_ACTIONS as ACTION_STATES
+from quotas.workflow import RESERVATION_ACTIONS as RESERVATION_ACTION_STATES
+from quotas.workflow import ReservationState
 
 from .base import OrganizationTimeZoneMixin, form_add_domain_error
 
@@ -197,21 +199,21 @@ REQUEST_ACTIONS: dict[str, Action] = {
             "submit",
             "Submit",
             "requests.create",
-            frozenset({RequestState.DRAFT}),
+            ACTION_STATES["submit"],
             question="Submit this request to the provider (or for sign-off)?",
         ),
         Action(
             "sign_off",
             "Sign off",
             "requests.sign_off",
-            frozenset({RequestState.PENDING_INTERNAL_APPROVAL}),
+            ACTION_STATES["sign_off"],
             question="Sign off this request so it goes to the provider?",
         ),
         Action(
             "sign_off_reject",
             "Refuse sign-off",
             "requests.sign_off",
-            frozenset({RequestState.PENDING_INTERNAL_APPROVAL}),
+            ACTION_STATES["sign_off"],
             destructive=True,
             reason="required",
             question="Refuse this request? It will not reach the provider.",
@@ -220,14 +222,14 @@ REQUEST_ACTIONS: dict[str, Action] = {
             "accept_offer",
             "Accept offer",
             "requests.create",
-            frozenset({RequestState.COUNTER_OFFERED, RequestState.OFFERED}),
+            ACTION_STATES["accept_offer"],
             question="Accept the offer? The reservation is booked at once.",
         ),
         Action(
             "decline_offer",
             "Decline offer",
             "requests.create",
-            frozenset({RequestState.COUNTER_OFFERED, RequestState.OFFERED}),
+            ACTION_STATES["decline_offer"],
             destructive=True,
             reason="optional",
             question="Decline the offer? The request is withdrawn and the capacity released.",
@@ -236,24 +238,14 @@ REQUEST_ACTIONS: dict[str, Action] = {
             "waitlist",
             "Join the waitlist",
             "requests.create",
-            frozenset({RequestState.PENDING_APPROVAL}),
+            ACTION_STATES["waitlist"],
             question="Wait for capacity? You are offered it as soon as it frees up.",
         ),
         Action(
             "withdraw",
             "Withdraw",
             "requests.create",
-            frozenset(
-                {
-                    RequestState.DRAFT,
-                    RequestState.PENDING_INTERNAL_APPROVAL,
-                    RequestState.SUBMITTED,
-                    RequestState.CHECKING,
-                    RequestState.PENDING_APPROVAL,
-                    RequestState.PENDING_SECOND_APPROVAL,
-                    RequestState.WAITLISTED,
-                }
-            ),
+            ACTION_STATES["withdraw"],
             destructive=True,
             reason="optional",
             question="Withdraw this request? This cannot be undone.",
@@ -268,7 +260,7 @@ RESERVATION_ACTIONS: dict[str, Action] = {
             "cancel",
             "Cancel reservation",
             "reservations.manage",
-            frozenset({ReservationState.SCHEDULED}),
+            RESERVATION_ACTION_STATES["cancel"],
             destructive=True,
             reason="optional",
             question="Cancel this reservation before it starts? Its capacity is released.",
@@ -277,7 +269,7 @@ RESERVATION_ACTIONS: dict[str, Action] = {
             "release",
             "Release early",
             "reservations.manage",
-            frozenset({ReservationState.ACTIVE}),
+            RESERVATION_ACTION_STATES["release_early"],
             destructive=True,
             reason="optional",
             question="Release this reservation now? Its GPUs stop being yours at once.",
@@ -492,10 +484,9 @@ class ReservationDetailView(OrgPage, TemplateView):
         context["actions"] = allowed_actions(
             RESERVATION_ACTIONS, state=reservation.state, access=self.access
         )
-        context["can_extend"] = reservation.state in (
-            ReservationState.SCHEDULED,
-            ReservationState.ACTIVE,
-        ) and self.access.can("reservations.manage")
+        context["can_extend"] = reservation.state in RESERVATION_ACTION_STATES[
+            "extend"
+        ] and self.access.can("reservations.manage")
         return context
 
 

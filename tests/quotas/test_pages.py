@@ -432,7 +432,7 @@ def _approved(org, request_in_state, n):
 # Pinned: a change that adds a query per page must say so here.
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("page", "queries"), [("request_list", 9), ("reservation_list", 7), ("org_dashboard", 14)]
+    ("page", "queries"), [("request_list", 9), ("reservation_list", 7), ("org_dashboard", 15)]
 )
 def test_tenant_list_pages_run_a_fixed_number_of_queries(
     client,
@@ -501,3 +501,99 @@ def test_price_on_reservation_is_the_frozen_quote(
     page = client.get(org_url("reservation_detail", org, pk=reservation.pk)).content.decode()
     assert "5,376.00 USD" in page
     assert timezone.now() < reservation.starts_at
+
+
+@pytest.mark.django_db
+def test_owner_signs_off_a_member_request_from_its_page(
+    client, org, owner, member, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_internal_approval", requested_by=member)
+    client.force_login(member)
+    detail = client.get(org_url("request_detail", org, pk=capacity_request.pk)).content
+    assert b"Sign off" not in detail  # members do not sign off
+    url = org_url("request_action", org, pk=capacity_request.pk, action="sign_off")
+    assert client.post(url).status_code == 403
+    client.force_login(owner)
+    detail = client.get(org_url("request_detail", org, pk=capacity_request.pk)).content
+    assert b"Sign off" in detail and b"Refuse sign-off" in detail
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert client.post(url).status_code == 302
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "submitted"
+    assert callbacks  # the checks are enqueued after commit
+
+
+@pytest.mark.django_db
+def test_refusing_sign_off_needs_a_reason(client, org, owner, member, catalog, request_in_state):
+    capacity_request = request_in_state("pending_internal_approval", requested_by=member)
+    client.force_login(owner)
+    url = org_url("request_action", org, pk=capacity_request.pk, action="sign_off_reject")
+    response = client.post(url, {"reason": ""})
+    assert response.status_code == 400 and b"This field is required." in response.content
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "pending_internal_approval"
+
+
+@pytest.mark.django_db
+def test_quota_increase_request_through_the_pages(
+    client, org, member, catalog, h100, east, django_capture_on_commit_callbacks
+):
+    client.force_login(member)
+    data = {"kind": "quota_increase", "sku": h100.pk, "region": east.pk, "on_demand_limit": 24}
+    fragment = client.get(org_url("request_availability", org), data)
+    assert b"holds no capacity" in fragment.content
+    review = client.post(org_url("request_create", org), {**data, "step": "review"})
+    assert b"New on-demand limit" in review.content
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(org_url("request_create", org), {**data, "step": "submit"})
+    assert response.status_code == 302
+    capacity_request = CapacityRequest.objects.for_organization(org).get()
+    assert capacity_request.kind == "quota_increase"
+    assert capacity_request.on_demand_limit == 24
+
+
+@pytest.mark.django_db
+def test_extending_a_reservation_creates_an_extension_request(
+    client, org, member, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    capacity_request = request_in_state("pending_approval", requested_by=member)
+    with django_capture_on_commit_callbacks(execute=False):
+        capacity_request_approve(capacity_request=capacity_request, actor=org.account_manager)
+    reservation = Reservation.objects.for_organization(org).get()
+    client.force_login(member)
+    url = org_url("reservation_extend", org, pk=reservation.pk)
+    assert client.get(url).status_code == 200
+    too_early = reservation.ends_at - timedelta(hours=1)
+    response = client.post(url, {"ends_at": too_early.astimezone(org.tzinfo).strftime(LOCAL)})
+    assert response.status_code == 400 and b"after the current end" in response.content
+    new_end = reservation.ends_at + timedelta(days=2)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(url, {"ends_at": new_end.astimezone(org.tzinfo).strftime(LOCAL)})
+    extension = CapacityRequest.objects.for_organization(org).get(extends_reservation=reservation)
+    assert response["Location"] == org_url("request_detail", org, pk=extension.pk)
+    assert (extension.starts_at, extension.ends_at) == (reservation.ends_at, new_end)
+
+
+@pytest.mark.django_db
+def test_bulk_approve_approves_what_fits_and_reports_the_rest(
+    client, org, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    starts_at = soon(3)
+    fits = [request_in_state("pending_approval", gpu_count=32, starts_at=starts_at) for _ in "ab"]
+    too_many = request_in_state("pending_approval", gpu_count=32, starts_at=starts_at)
+    client.force_login(org.account_manager)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            reverse("staff_bulk_approve"),
+            {"ids": [r.pk for r in [*fits, too_many]]},
+            follow=True,
+        )
+    content = response.content.decode()
+    states = {
+        r.pk: r.state
+        for r in CapacityRequest.objects.for_organization(org).filter(
+            pk__in=[r.pk for r in [*fits, too_many]]
+        )
+    }
+    assert sorted(states.values()) == ["approved", "approved", "pending_approval"]
+    assert f"Not approved: {too_many.reference}" in content
