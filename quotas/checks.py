@@ -255,7 +255,7 @@ def capacity_request_run_checks(*, request_id: int) -> bool:
 
 def _decide(capacity_request: CapacityRequest) -> None:
     from quotas.services._base import request_move
-    from quotas.services.requests import _grant, pending_approval_enter
+    from quotas.services.decisions import _grant, pending_approval_enter
 
     run = (
         RequestCheck.objects.for_organization(capacity_request.organization_id)

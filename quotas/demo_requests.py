@@ -40,7 +40,7 @@ from quotas.services import (
     waitlist_offer,
 )
 from quotas.services._base import request_lock, request_move, request_record_created
-from quotas.services.requests import pending_approval_enter, reservation_grant
+from quotas.services.decisions import pending_approval_enter, reservation_grant
 from quotas.workflow import RequestState as S
 
 MANAGER = "manager@provider.example"

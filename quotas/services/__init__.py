@@ -3,22 +3,26 @@
 Import from here: ``from quotas.services import capacity_request_approve``.
 """
 
+from .decisions import (
+    capacity_request_approve,
+    capacity_request_counter_offer,
+    capacity_request_reject,
+)
+from .offers import (
+    capacity_request_accept_offer,
+    capacity_request_decline_offer,
+    capacity_request_expire,
+    capacity_request_waitlist,
+    capacity_request_withdraw,
+)
 from .requests import (
     approval_policy_for,
     approval_policy_set,
-    capacity_request_accept_offer,
-    capacity_request_approve,
-    capacity_request_counter_offer,
     capacity_request_create,
-    capacity_request_decline_offer,
-    capacity_request_expire,
-    capacity_request_reject,
     capacity_request_sign_off,
     capacity_request_submit,
     capacity_request_update,
     capacity_request_validate,
-    capacity_request_waitlist,
-    capacity_request_withdraw,
     needs_second_approval,
     request_comment_add,
     request_value,

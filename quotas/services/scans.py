@@ -24,7 +24,7 @@ from quotas.workflow import (
 )
 
 from ._base import request_lock
-from .requests import capacity_request_expire
+from .offers import capacity_request_expire
 from .reservations import reservation_activate, reservation_complete
 from .waitlist import waitlist_offer_for_pool
 

@@ -75,7 +75,9 @@ def waitlist_offer_for_pool(*, pool_id: int, now: datetime | None = None) -> lis
 def waitlist_offer(*, request_id: int, pool: CapacityPool, now: datetime | None = None) -> bool:
     """Offer one waitlisted request its capacity in ``pool`` (booked at once when its
     organization auto-accepts). False when it is no longer waitlisted or no longer fits."""
-    from .requests import OFFER_FIELDS, approval_policy_for, offer_accept_locked, offer_place
+    from .decisions import OFFER_FIELDS, offer_place
+    from .offers import offer_accept_locked
+    from .requests import approval_policy_for
 
     now = now or timezone.now()
     capacity_request = request_lock(request_id)

@@ -1,0 +1,157 @@
+"""The tenant's answers and the request's ends: accept or decline an offer, join the waitlist,
+withdraw, and expiry (undecided at the start, or a lapsed offer)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from portal.errors import ConflictError, DomainError
+from quotas import notify
+from quotas.models import (
+    CapacityHold,
+    CapacityPool,
+    CapacityRequest,
+    Reservation,
+)
+from quotas.workflow import (
+    REQUEST_OFFER_STATES,
+    REQUEST_UNDECIDED,
+    request_require_action,
+)
+
+from ._base import (
+    request_lock,
+    request_move,
+    require_requester_or_manager,
+)
+from .decisions import reservation_grant
+from .requests import S
+
+
+@transaction.atomic
+def capacity_request_accept_offer(
+    *, capacity_request: CapacityRequest, actor: User | None
+) -> CapacityRequest:
+    """The tenant accepts a counter-offer or a waitlist offer: the offer's hold becomes the
+    reservation's hold (no new capacity check: it was held)."""
+    capacity_request = request_lock(capacity_request.pk)
+    if actor is not None:
+        require_requester_or_manager(actor, capacity_request, "requests.create")
+    request_require_action("accept_offer", capacity_request.state)
+    if capacity_request.offer_expires_at and capacity_request.offer_expires_at <= timezone.now():
+        raise ConflictError("This offer has lapsed.", field="offer_expires_at")
+    offer_accept_locked(capacity_request, actor=actor)
+    notify.request_moved(capacity_request, actor=actor)
+    return capacity_request
+
+
+def offer_accept_locked(capacity_request: CapacityRequest, *, actor: User | None) -> Reservation:
+    hold = CapacityHold.all_objects.select_related("pool").get(pk=capacity_request.offer_hold_id)
+    pool = CapacityPool.objects.select_related("sku", "region").get(pk=hold.pool_id)
+    return reservation_grant(
+        capacity_request,
+        actor=actor,
+        pool=pool,
+        gpu_count=capacity_request.offer_gpu_count,
+        starts_at=capacity_request.offer_starts_at,
+        ends_at=capacity_request.offer_ends_at,
+        hold=hold,
+        reason="Offer accepted" if actor is not None else "Offer accepted automatically",
+    )
+
+
+def _release_offer(capacity_request: CapacityRequest, *, actor: User | None = None) -> None:
+    from quotas.capacity import hold_release
+
+    if capacity_request.offer_hold_id:
+        hold = CapacityHold.all_objects.get(pk=capacity_request.offer_hold_id)
+        hold_release(hold=hold, actor=actor)
+
+
+@transaction.atomic
+def capacity_request_decline_offer(
+    *, capacity_request: CapacityRequest, actor: User, reason: str = ""
+) -> CapacityRequest:
+    """The tenant declines an offer: its capacity is released and the request withdrawn."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    request_require_action("decline_offer", capacity_request.state)
+    _release_offer(capacity_request, actor=actor)
+    request_move(
+        capacity_request,
+        to_state=S.WITHDRAWN,
+        actor=actor,
+        reason=(reason or "Offer declined").strip(),
+    )
+    notify.request_moved(capacity_request, actor=actor, reason=reason)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_withdraw(
+    *, capacity_request: CapacityRequest, actor: User, reason: str = ""
+) -> CapacityRequest:
+    """The requester (or an owner/admin) withdraws an undecided request; an offer's hold goes."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    from_state = capacity_request.state
+    request_require_action("withdraw", from_state)
+    request_move(capacity_request, to_state=S.WITHDRAWN, actor=actor, reason=reason.strip())
+    if from_state in REQUEST_OFFER_STATES:
+        _release_offer(capacity_request, actor=actor)
+    notify.request_moved(capacity_request, actor=actor, reason=reason)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_waitlist(*, capacity_request: CapacityRequest, actor: User) -> CapacityRequest:
+    """Join the waitlist: when capacity frees, the first fitting waitlisted request is offered
+    it. Only reservation requests wait; nothing is held while waiting."""
+    capacity_request = request_lock(capacity_request.pk)
+    require_requester_or_manager(actor, capacity_request, "requests.create")
+    request_require_action("waitlist", capacity_request.state)
+    if not capacity_request.is_reservation:
+        raise DomainError("Only reservation requests can wait for capacity.", field="kind")
+    capacity_request.decision_due_at = None
+    request_move(
+        capacity_request,
+        to_state=S.WAITLISTED,
+        actor=actor,
+        update_fields=("decision_due_at",),
+    )
+    notify.request_moved(capacity_request, actor=actor)
+    return capacity_request
+
+
+@transaction.atomic
+def capacity_request_expire(*, request_id: int, now: datetime | None = None) -> bool:
+    """Expire a request still undecided at its start, or an offer that lapsed. Idempotent:
+    returns False (and does nothing) when the request no longer qualifies."""
+    now = now or timezone.now()
+    capacity_request = request_lock(request_id)
+    state = capacity_request.state
+    started = capacity_request.starts_at is not None and capacity_request.starts_at <= now
+    lapsed = (
+        state in REQUEST_OFFER_STATES
+        and capacity_request.offer_expires_at is not None
+        and capacity_request.offer_expires_at <= now
+    )
+    if state not in REQUEST_UNDECIDED or not (started or lapsed):
+        return False
+    if state in REQUEST_OFFER_STATES:
+        _release_offer(capacity_request)
+    reason = "The offer lapsed." if lapsed and not started else "Undecided at its start."
+    capacity_request.decision_due_at = None
+    request_move(
+        capacity_request,
+        to_state=S.EXPIRED,
+        actor=None,
+        reason=reason,
+        update_fields=("decision_due_at",),
+    )
+    notify.request_moved(capacity_request, actor=None, reason=reason)
+    return True
