@@ -114,6 +114,7 @@ def organization_access_for_request(request: Request, *, slug: str) -> Organizat
 
 class OrganizationAPIMixin(PortalAPIMixin):
     permission_map: dict[str, str] = {"GET": "org.view"}
+    action_capabilities: dict[str, str] = {}
     organization: Organization
     access: OrganizationAccess
 
@@ -122,7 +123,7 @@ class OrganizationAPIMixin(PortalAPIMixin):
         self.access = organization_access_for_request(request, slug=self.kwargs["org_slug"])
         self.organization = self.access.organization
         self.check_key_scope(request)
-        capability = self.permission_map.get(_method_for_permissions(request.method))
+        capability = self.capability_for(request)
         if capability is None:
             raise exceptions.MethodNotAllowed(request.method)
         if not self.access.can(capability):
@@ -131,6 +132,14 @@ class OrganizationAPIMixin(PortalAPIMixin):
                 if self.access.is_member
                 else "Provider staff have read-only access here."
             )
+
+    def capability_for(self, request: Request) -> str | None:
+        """The capability this request needs: the action's own (``action_capabilities``, for
+        POST actions such as sign-off) or the method's (``permission_map``)."""
+        action = getattr(self, "action", None)
+        if action in self.action_capabilities:
+            return self.action_capabilities[action]
+        return self.permission_map.get(_method_for_permissions(request.method))
 
     def is_schema_generation(self) -> bool:
         return getattr(self, "swagger_fake_view", False)

@@ -4,25 +4,38 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from accounts import api as accounts_api
-from quotas import api as quotas_api
+from quotas.api import catalog as catalog_api
+from quotas.api import requests as requests_api
+from quotas.api import staff as staff_api
 
 from .views import DocsView, SchemaView
 
 catalog = SimpleRouter()
-catalog.register("regions", quotas_api.RegionViewSet, basename="api-region")
-catalog.register("skus", quotas_api.GpuSkuViewSet, basename="api-sku")
+catalog.register("regions", catalog_api.RegionViewSet, basename="api-region")
+catalog.register("skus", catalog_api.GpuSkuViewSet, basename="api-sku")
 
 organization = SimpleRouter()
 organization.register("members", accounts_api.MemberViewSet, basename="api-member")
 organization.register("invitations", accounts_api.InvitationViewSet, basename="api-invitation")
 organization.register("audit-events", accounts_api.AuditEventViewSet, basename="api-audit-event")
 organization.register("api-keys", accounts_api.OrganizationApiKeyViewSet, basename="api-api-key")
+organization.register("requests", requests_api.CapacityRequestViewSet, basename="api-request")
+organization.register("reservations", requests_api.ReservationViewSet, basename="api-reservation")
 
 staff = SimpleRouter()
 staff.register(
     "organizations", accounts_api.StaffOrganizationViewSet, basename="api-staff-organization"
 )
 staff.register("api-keys", accounts_api.ProviderApiKeyViewSet, basename="api-staff-api-key")
+staff.register("requests", staff_api.StaffRequestViewSet, basename="api-staff-request")
+staff.register("pools", staff_api.StaffPoolViewSet, basename="api-staff-pool")
+
+organization_views = [
+    path("quotas/", requests_api.QuotaView.as_view(), name="api-quota"),
+    path("quotas/history/", requests_api.QuotaHistoryView.as_view(), name="api-quota-history"),
+    path("availability/", requests_api.AvailabilityView.as_view(), name="api-availability"),
+    path("quote/", requests_api.QuoteView.as_view(), name="api-quote"),
+]
 
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="api-schema"),
@@ -35,6 +48,7 @@ urlpatterns = [
         accounts_api.OrganizationDetailView.as_view(),
         name="api-organization-detail",
     ),
+    path("orgs/<slug:org_slug>/", include(organization_views)),
     path("orgs/<slug:org_slug>/", include(organization.urls)),
     path("staff/", include(staff.urls)),
 ]

@@ -284,6 +284,11 @@ SPECTACULAR_SETTINGS = {
         "OrganizationStatusEnum": "accounts.models.Organization.Status",
         "InvitationStatusEnum": "accounts.api.INVITATION_STATUSES",
         "ApiKeyStateEnum": "accounts.api.API_KEY_STATES",
+        "RequestStateEnum": "quotas.workflow.RequestState",
+        "ReservationStateEnum": "quotas.workflow.ReservationState",
+        "RequestKindEnum": "quotas.models.CapacityRequest.Kind",
+        "OfferKindEnum": "quotas.models.CapacityRequest.OfferKind",
+        "CheckOutcomeEnum": "quotas.models.RequestCheck.Outcome",
     },
 }
 

@@ -1,34 +1,80 @@
-"""Generated from the URL resolver: every organization route and method, every credential.
+"""Generated from the URL resolver: every organization route and method, every credential,
+every role.
 
-A new route under /api/v1/orgs/<slug>/ fails here until it has a sample object and a body.
+A new route under /api/v1/orgs/<slug>/ fails here until it has a sample object (``SAMPLES``)
+and, for writes, a body that would succeed (``BODIES``), so "nothing changed" means something.
 """
 
+from contextlib import contextmanager
+from datetime import timedelta
+
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.apikeys import api_key_create_for_organization
-from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organization
+from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organization, Role
+from accounts.permissions import role_has
 from accounts.services import invitation_create
+from quotas.models import CapacityRequest, RequestComment, Reservation
+from tests.conftest import make_member
 
-from .conftest import bearer
+from .conftest import bearer, soon
 from .routes import organization_routes, staff_routes
 
 ORG_ROUTES = organization_routes()
 STAFF_ROUTES = staff_routes()
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
-# A body that would succeed if access control let it through, so "nothing changed" means it.
-BODIES = {
-    ("api-organization-detail", "PATCH"): {"name": "Taken over"},
-    ("api-member-detail", "PATCH"): {"role": "admin"},
-    ("api-invitation-list", "POST"): {"email": "intruder@example.com", "role": "admin"},
-    ("api-api-key-list", "POST"): {"name": "stolen", "scopes": ["read", "write"]},
-}
+
+def bodies():
+    start = soon(10).isoformat()
+    end = (soon(10) + timedelta(days=2)).isoformat()
+    return {
+        ("api-organization-detail", "PATCH"): {"name": "Taken over"},
+        ("api-member-detail", "PATCH"): {"role": "admin"},
+        ("api-invitation-list", "POST"): {"email": "intruder@example.com", "role": "admin"},
+        ("api-api-key-list", "POST"): {"name": "stolen", "scopes": ["read", "write"]},
+        ("api-request-list", "POST"): {
+            "sku": "h100-sxm",
+            "region": "us-east-1",
+            "gpu_count": 8,
+            "starts_at": start,
+            "ends_at": end,
+        },
+        ("api-request-detail", "PATCH"): {"justification": "changed"},
+        ("api-request-sign-off", "POST"): {"approve": False, "reason": "No budget"},
+        ("api-request-withdraw", "POST"): {"reason": "Not needed"},
+        ("api-request-comments", "POST"): {"body": "Any news?"},
+        ("api-reservation-cancel", "POST"): {"reason": "Plans changed"},
+        ("api-reservation-extend", "POST"): {"ends_at": (soon(30)).isoformat()},
+    }
+
+
+def queries():
+    window = {
+        "sku": "h100-sxm",
+        "region": "us-east-1",
+        "gpu_count": 8,
+        "starts_at": soon(10).isoformat(),
+        "ends_at": (soon(10) + timedelta(days=2)).isoformat(),
+    }
+    return {
+        "api-availability": window,
+        "api-quote": window,
+        "api-quota-history": {
+            "sku": "h100-sxm",
+            "region": "us-east-1",
+            "since": soon(-1).isoformat(),
+            "until": soon(30).isoformat(),
+        },
+    }
 
 
 @pytest.fixture
-def acme(org, owner, member):
-    """Acme with one object of each kind the routes name."""
+def acme(org, owner, member, pending_request, reservation):
+    """Acme with one object of each kind the routes name: route-name prefix -> id."""
     issued_key = api_key_create_for_organization(
         organization=org, name="existing", scopes=["read"], created_by=owner
     )
@@ -36,18 +82,21 @@ def acme(org, owner, member):
         organization=org, email="invitee@acme.example", role="member", invited_by=owner
     ).invitation
     return {
-        "api-member-detail": Membership.objects.for_organization(org).get(user=member).pk,
-        "api-invitation-detail": invitation.pk,
-        "api-audit-event-detail": AuditEvent.objects.for_organization(org).first().pk,
-        "api-api-key-detail": issued_key.api_key.pk,
+        "api-member-": Membership.objects.for_organization(org).get(user=member).pk,
+        "api-invitation-": invitation.pk,
+        "api-audit-event-": AuditEvent.objects.for_organization(org).first().pk,
+        "api-api-key-": issued_key.api_key.pk,
+        "api-request-": pending_request.pk,
+        "api-reservation-": reservation.pk,
     }
 
 
 def url_for(route, samples, slug="acme"):
     kwargs = {"org_slug": slug}
     for name in route.kwargs - {"org_slug"}:
-        assert route.name in samples, f"add a sample object for {route.name} ({route.route})"
-        kwargs[name] = samples[route.name]
+        prefixes = [p for p in samples if route.name.startswith(p)]
+        assert prefixes, f"add a sample object for {route.name} ({route.route})"
+        kwargs[name] = samples[max(prefixes, key=len)]
     return reverse(route.name, kwargs=kwargs)
 
 
@@ -58,12 +107,17 @@ def snapshot(org):
         sorted(Membership.objects.for_organization(org).values_list("user_id", "role")),
         sorted(Invitation.objects.for_organization(org).values_list("id", "revoked_at")),
         sorted(ApiKey.objects.for_organization(org).values_list("id", "revoked_at")),
+        sorted(CapacityRequest.objects.for_organization(org).values_list("id", "state", "version")),
+        sorted(Reservation.objects.for_organization(org).values_list("id", "state", "version")),
+        RequestComment.objects.for_organization(org).count(),
         AuditEvent.objects.for_organization(org).count(),
     )
 
 
 def call(client, method, url, route):
-    body = BODIES.get((route.name, method))
+    if method == "GET":
+        return client.get(url, queries().get(route.name, {}))
+    body = bodies().get((route.name, method))
     return client.generic(method, url, **({"data": body, "format": "json"} if body else {}))
 
 
@@ -76,101 +130,106 @@ def cases(routes, methods=None):
     ]
 
 
+def capability_of(route, method):
+    """The capability the view declares for this method (or this POST action)."""
+    from django.urls import resolve
+
+    callback = resolve(reverse(route.name, kwargs=dict.fromkeys(route.kwargs, "1"))).func
+    view_class = getattr(callback, "cls", None) or callback.view_class
+    action = (getattr(callback, "actions", None) or {}).get(method.lower())
+    if action in getattr(view_class, "action_capabilities", {}):
+        return view_class.action_capabilities[action]
+    return view_class.permission_map.get(method)
+
+
 def test_the_matrix_covers_routes():
-    assert len(ORG_ROUTES) >= 8
-    assert len(STAFF_ROUTES) >= 2
+    names = {route.name for route in ORG_ROUTES}
+    assert {"api-member-detail", "api-request-list", "api-reservation-cancel"} <= names
+    assert {route.name for route in STAFF_ROUTES} >= {"api-staff-request-approve"}
+
+
+@contextmanager
+def rolled_back():
+    """Run one call inside a savepoint and undo it, so the next call sees the same state."""
+    with transaction.atomic():
+        yield
+        transaction.set_rollback(True)
 
 
 @pytest.mark.parametrize(("route", "method"), cases(ORG_ROUTES))
-def test_other_organizations_key_gets_404_and_changes_nothing(
-    acme, org, other_org_key, route, method
+def test_foreign_and_missing_credentials_are_refused_and_change_nothing(
+    acme, org, other_owner, other_org_key, approvals_key, read_key, route, method
 ):
+    """Another organization's key or session and a provider key get 404; no credential 401;
+    a read-only key cannot write (403) but reads what its user may read."""
+    url = url_for(route, acme)
+    other_session = APIClient()
+    other_session.force_login(other_owner)
     before = snapshot(org)
-    response = call(bearer(other_org_key.key), method, url_for(route, acme), route)
-    assert response.status_code == 404, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    assert snapshot(org) == before
+    for name, client, expected in [
+        ("other organization's key", bearer(other_org_key.key), 404),
+        ("other organization's session", other_session, 404),
+        ("provider key", bearer(approvals_key.key), 404),
+        ("no credential", APIClient(), 401),
+        ("read-only key", bearer(read_key.key), 403 if method in WRITES else 200),
+    ]:
+        with rolled_back():
+            response = call(client, method, url, route)
+        assert response.status_code == expected, (name, response.content)
+        assert response["Content-Type"] == "application/problem+json" or expected == 200
+        if expected == 401:
+            assert response["WWW-Authenticate"].startswith("Bearer")
+        if name == "read-only key" and expected == 403:
+            assert "'write' scope" in response.json()["detail"]
+        assert snapshot(org) == before, name
 
 
 @pytest.mark.parametrize(("route", "method"), cases(ORG_ROUTES))
-def test_other_organizations_session_gets_404_and_changes_nothing(
-    acme, org, other_owner, route, method
+def test_each_role_gets_exactly_what_the_capability_table_says(
+    acme, org, owner, member, route, method
 ):
-    client = APIClient()
-    client.force_login(other_owner)
-    before = snapshot(org)
-    response = call(client, method, url_for(route, acme), route)
-    assert response.status_code == 404, response.content
-    assert snapshot(org) == before
+    """Without the capability: 403 and nothing changed. With it: let through, whatever the
+    workflow then says (2xx, 400 or 409; never 401, 403 or 404)."""
+    capability = capability_of(route, method)
+    assert capability is not None, f"{route.name} {method} declares no capability"
+    users = {Role.OWNER: owner, Role.MEMBER: member}
+    url = url_for(route, acme)
+    for role in Role.values:
+        user = users.get(role) or make_member(org, role, email=f"{role}@acme.example")
+        client = APIClient()
+        client.force_login(user)
+        before = snapshot(org)
+        with rolled_back():
+            response = call(client, method, url, route)
+            changed = snapshot(org) != before
+        if role_has(role, capability):
+            assert response.status_code not in (401, 403, 404), (role, response.content)
+        else:
+            assert response.status_code == 403, (role, response.content)
+            assert not changed, role
 
 
-@pytest.mark.parametrize(("route", "method"), cases(ORG_ROUTES))
-def test_provider_key_gets_404_on_organization_routes(acme, org, approvals_key, route, method):
-    before = snapshot(org)
-    response = call(bearer(approvals_key.key), method, url_for(route, acme), route)
-    assert response.status_code == 404, response.content
-    assert snapshot(org) == before
-
-
-@pytest.mark.parametrize(("route", "method"), cases(ORG_ROUTES))
-def test_unauthenticated_gets_401(acme, org, route, method):
-    before = snapshot(org)
-    response = call(APIClient(), method, url_for(route, acme), route)
-    assert response.status_code == 401
-    assert response["WWW-Authenticate"].startswith("Bearer")
-    assert snapshot(org) == before
-
-
-@pytest.mark.parametrize(
-    ("route", "method"), cases(ORG_ROUTES, methods={"POST", "PUT", "PATCH", "DELETE"})
-)
-def test_read_only_key_cannot_write(acme, org, read_key, route, method):
-    before = snapshot(org)
-    response = call(bearer(read_key.key), method, url_for(route, acme), route)
-    assert response.status_code == 403, response.content
-    assert "'write' scope" in response.json()["detail"]
-    assert snapshot(org) == before
-
-
-@pytest.mark.parametrize(("route", "method"), cases(ORG_ROUTES, methods={"GET"}))
-def test_read_only_key_reads_what_its_user_may_read(acme, read_key, route, method):
-    response = bearer(read_key.key).get(url_for(route, acme))
-    assert response.status_code == 200, response.content
-
-
-@pytest.mark.parametrize(
-    ("route", "method"), cases(ORG_ROUTES, methods={"POST", "PUT", "PATCH", "DELETE"})
-)
-def test_member_without_the_capability_gets_403_and_changes_nothing(
-    acme, org, member_api, route, method
-):
-    before = snapshot(org)
-    response = call(member_api, method, url_for(route, acme), route)
-    assert response.status_code == 403, response.content
-    assert snapshot(org) == before
+def staff_url(route):
+    return reverse(route.name, kwargs=dict.fromkeys(route.kwargs, "1"))
 
 
 @pytest.mark.parametrize(("route", "method"), cases(STAFF_ROUTES))
 def test_staff_routes_refuse_tenant_users_with_404(db, owner_api, route, method):
-    url = reverse(route.name, kwargs=dict.fromkeys(route.kwargs, "1"))
-    assert owner_api.generic(method, url).status_code == 404
+    assert owner_api.generic(method, staff_url(route)).status_code == 404
 
 
 @pytest.mark.parametrize(("route", "method"), cases(STAFF_ROUTES))
 def test_staff_routes_refuse_organization_keys_with_404(db, org_key, route, method):
-    url = reverse(route.name, kwargs=dict.fromkeys(route.kwargs, "1"))
-    assert bearer(org_key.key).generic(method, url).status_code == 404
+    assert bearer(org_key.key).generic(method, staff_url(route)).status_code == 404
 
 
 @pytest.mark.parametrize(("route", "method"), cases(STAFF_ROUTES))
 def test_staff_routes_refuse_provider_keys_lacking_the_scope(db, ingest_key, route, method):
-    url = reverse(route.name, kwargs=dict.fromkeys(route.kwargs, "1"))
-    response = bearer(ingest_key.key).generic(method, url)
+    response = bearer(ingest_key.key).generic(method, staff_url(route))
     assert response.status_code == 403
     assert "'approvals' scope" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(("route", "method"), cases(STAFF_ROUTES))
 def test_staff_routes_refuse_unauthenticated_with_401(db, route, method):
-    url = reverse(route.name, kwargs=dict.fromkeys(route.kwargs, "1"))
-    assert APIClient().generic(method, url).status_code == 401
+    assert APIClient().generic(method, staff_url(route)).status_code == 401

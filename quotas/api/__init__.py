@@ -1,0 +1,1 @@
+"""REST API of the catalog, requests, reservations, quotas and the staff inbox."""
