@@ -22,7 +22,14 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from quotas.checks import capacity_request_run_checks
-from quotas.models import CapacityPool, CapacityRequest, GpuSku, Region, Reservation
+from quotas.models import (
+    ApprovalPolicy,
+    CapacityPool,
+    CapacityRequest,
+    GpuSku,
+    Region,
+    Reservation,
+)
 from quotas.services import (
     approval_policy_set,
     capacity_request_approve,
@@ -150,19 +157,22 @@ def seed() -> str:
 
 
 def _policies(organizations: dict[str, Organization], manager: User) -> None:
-    approval_policy_set(
-        organization=organizations["acme"],
-        actor=manager,
-        auto_approve_max_gpus=16,
-        auto_approve_max_value=Decimal("50000"),
-        auto_approve_requires_contract=True,
-        signoff_above_value=Decimal("1000000"),
-    )
-    approval_policy_set(
-        organization=organizations["globex"],
-        actor=manager,
-        auto_accept_waitlist_offers=False,
-    )
+    """Acme: small requests within the contract are approved at once, big ones need an owner's
+    sign-off. Globex: everything is decided by a person. Set once: a policy changed by hand
+    since stays as it is."""
+    policies = {
+        "acme": {
+            "auto_approve_max_gpus": 16,
+            "auto_approve_max_value": Decimal("50000"),
+            "auto_approve_requires_contract": True,
+            "signoff_above_value": Decimal("1000000"),
+        },
+        "globex": {"auto_accept_waitlist_offers": False},
+    }
+    for slug, fields in policies.items():
+        organization = organizations[slug]
+        if not ApprovalPolicy.objects.for_organization(organization).exists():
+            approval_policy_set(organization=organization, actor=manager, **fields)
 
 
 def _make(demo: Demo, organization: Organization, base: datetime, manager, planner) -> None:
