@@ -82,6 +82,9 @@ DATABASES = {
         env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
         conn_health_checks=True,
+        # Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator())
+        # would outlive its transaction's connection: turn them off there.
+        disable_server_side_cursors=env_bool("DATABASE_DISABLE_SERVER_SIDE_CURSORS", False),
     )
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
