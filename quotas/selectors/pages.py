@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -298,7 +299,9 @@ def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
         CapacityRequest.objects.for_organization(organization)
         .filter(state__in=REQUEST_OPEN)
         .select_related("sku", "region", "requested_by", "organization__account_manager")
-        .order_by("decision_due_at", "offer_expires_at", "created_at")[:limit]
+        .order_by(
+            Coalesce("decision_due_at", "offer_expires_at").asc(nulls_last=True), "created_at"
+        )[:limit]
     )
     counts = dict(
         CapacityRequest.objects.for_organization(organization)
@@ -429,4 +432,40 @@ def request_glance(capacity_request: CapacityRequest) -> Glance:
         currency=figures.get("currency", "USD"),
         contract=figures.get("contract"),
         contract_outcome=contract.outcome if contract is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class LiveFigures:
+    """Capacity and price now, for the approver deciding a reservation request."""
+
+    free_by_pool: list[tuple[CapacityPool, int, bool]]  # pool, least free, whether it fits
+    quote: object | None  # quotas.pricing.Quote for the requested pool
+
+
+def staff_live_figures(
+    *, capacity_request: CapacityRequest, pools: list[CapacityPool]
+) -> LiveFigures | None:
+    """What fits now in each pool the request accepts, and today's quote (not the checks')."""
+    if not capacity_request.is_reservation or not pools:
+        return None
+    from quotas.pricing import quote_price
+    from quotas.selectors.availability import pool_free_min_by_pool
+
+    free = pool_free_min_by_pool(
+        pools=pools, starts_at=capacity_request.starts_at, ends_at=capacity_request.ends_at
+    )
+    quote = quote_price(
+        organization=capacity_request.organization,
+        sku=capacity_request.sku,
+        region=capacity_request.region,
+        gpu_count=capacity_request.gpu_count,
+        starts_at=capacity_request.starts_at,
+        ends_at=capacity_request.ends_at,
+    )
+    return LiveFigures(
+        free_by_pool=[
+            (pool, free[pool.pk], free[pool.pk] >= capacity_request.gpu_count) for pool in pools
+        ],
+        quote=quote,
     )

@@ -136,6 +136,9 @@ class StaffRequestDetailView(_StaffRequestMixin, View):
         pools = candidate_pools(capacity_request) if capacity_request.is_reservation else []
         context = {
             **detail,
+            "live": pages.staff_live_figures(capacity_request=capacity_request, pools=pools)
+            if awaiting
+            else None,
             "staff_view": True,
             "can_decide": awaiting,
             "can_counter_offer": awaiting and capacity_request.is_reservation,

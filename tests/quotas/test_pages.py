@@ -597,3 +597,26 @@ def test_bulk_approve_approves_what_fits_and_reports_the_rest(
     }
     assert sorted(states.values()) == ["approved", "approved", "pending_approval"]
     assert f"Not approved: {too_many.reference}" in content
+
+
+@pytest.mark.django_db
+def test_staff_detail_shows_live_capacity_and_quote(
+    client, org, catalog, request_in_state, west_pool, h100, west
+):
+    capacity_request = request_in_state("pending_approval", gpu_count=48)
+    capacity_request.alternative_regions.set([west])
+    client.force_login(org.account_manager)
+    html = client.get(reverse("staff_request_detail", args=[capacity_request.pk])).content
+    html = html.decode()
+    assert "Capacity and price now" in html
+    assert 'H100 SXM 80GB in us-east-1</td><td class="num">64</td>' in html
+    assert 'H100 SXM 80GB in us-west-1</td><td class="num">32</td>' in html
+    quote = quote_price(
+        organization=org,
+        sku=h100,
+        region=capacity_request.region,
+        gpu_count=48,
+        starts_at=capacity_request.starts_at,
+        ends_at=capacity_request.ends_at,
+    )
+    assert f"<strong>{quote.total:,} USD</strong>" in html
