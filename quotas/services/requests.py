@@ -129,7 +129,10 @@ def request_value(capacity_request: CapacityRequest) -> Decimal:
     """The request's total at its quote (0 for on-demand quota increases)."""
     if not capacity_request.is_reservation:
         return Decimal("0")
-    pool = capacity_request.pool or candidate_pools(capacity_request)[0]
+    pools = [capacity_request.pool] if capacity_request.pool_id else []
+    pool = (pools or candidate_pools(capacity_request) or [None])[0]
+    if pool is None:
+        raise DomainError(f"{capacity_request.sku} is no longer offered there.", field="region")
     return _quote(
         organization=capacity_request.organization,
         pool=pool,

@@ -144,7 +144,7 @@ def reservation_extend(
     pending = (
         CapacityRequest.objects.for_organization(reservation.organization)
         .filter(extends_reservation=reservation)
-        .exclude(state__in=[s for s in RequestState.values if s in _CLOSED])
+        .exclude(state__in=_CLOSED)
         .exists()
     )
     if pending:
