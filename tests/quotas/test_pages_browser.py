@@ -120,11 +120,13 @@ def test_member_requests_capacity_and_sees_the_approved_reservation(
     page = customer.page
     page.goto(f"{live_server.url}/o/{org.slug}/requests/new/")
     assert "htmx" in page.evaluate("typeof htmx === 'object' ? 'htmx' : 'none'")
-    page.get_by_label("GPU type", exact=True).select_option(label="H100 SXM 80GB")
-    page.get_by_label("Region", exact=True).select_option(label="us-east-1 (New Jersey 1)")
-    page.get_by_label("GPUs", exact=True).fill("16")
-    page.get_by_label("Start").fill(starts_at.astimezone(tz).strftime(LOCAL))
-    page.get_by_label("End (not included)").fill(ends_at.astimezone(tz).strftime(LOCAL))
+    page.get_by_label(re.compile(r"^GPU type")).select_option(label="H100 SXM 80GB")
+    page.get_by_label(re.compile(r"^Region")).select_option(label="us-east-1 (New Jersey 1)")
+    page.get_by_label(re.compile(r"^GPUs")).fill("16")
+    page.get_by_label(re.compile(r"^Start")).fill(starts_at.astimezone(tz).strftime(LOCAL))
+    page.get_by_label(re.compile(r"^End \(not included\)")).fill(
+        ends_at.astimezone(tz).strftime(LOCAL)
+    )
     page.get_by_label("Why you need it").fill("Fine-tuning run")
     free = page.locator('[data-figure="free-min"]')
     free.wait_for(timeout=10_000)
