@@ -277,8 +277,8 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = TenantManager()
     all_objects = models.Manager()
+    objects = TenantManager()
 
     class Meta:
         default_manager_name = "all_objects"
@@ -329,3 +329,6 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["credential", "key"], name="idempotency_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.credential} {self.key} ({self.state})"
