@@ -620,3 +620,27 @@ def test_staff_detail_shows_live_capacity_and_quote(
         ends_at=capacity_request.ends_at,
     )
     assert f"<strong>{quote.total:,} USD</strong>" in html
+
+
+@pytest.mark.django_db
+def test_release_an_active_reservation_early_from_its_page(
+    client, org, member, catalog, request_in_state, django_capture_on_commit_callbacks
+):
+    from quotas.services import reservation_activate
+
+    started = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+    capacity_request = request_in_state("pending_approval", requested_by=member, starts_at=started)
+    with django_capture_on_commit_callbacks(execute=False):
+        capacity_request_approve(capacity_request=capacity_request, actor=org.account_manager)
+        reservation = Reservation.objects.for_organization(org).get()
+        assert reservation_activate(reservation_id=reservation.pk)
+    client.force_login(member)
+    detail = client.get(org_url("reservation_detail", org, pk=reservation.pk)).content
+    assert b"Release early" in detail and b"Cancel reservation" not in detail
+    url = org_url("reservation_action", org, pk=reservation.pk, action="release")
+    assert b"stop being yours at once" in client.get(url).content
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url, {"reason": "Training finished early"}).status_code == 302
+    reservation.refresh_from_db()
+    assert reservation.state == "released_early"
+    assert reservation.end_reason == "Training finished early"
