@@ -23,6 +23,18 @@ from tests.factories import (
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
 
+@pytest.fixture
+def eager_celery():
+    """For tests that commit: tasks enqueued after commit run at once in the committing thread
+    (e-mails too), instead of going to a broker."""
+    from portal.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
 def soon(days: float = 3, hours: float = 0) -> datetime:
     """A whole hour some days from now: far enough for the lead times."""
     base = timezone.now().replace(minute=0, second=0, microsecond=0)

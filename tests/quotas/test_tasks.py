@@ -28,15 +28,6 @@ from quotas.workflow import ReservationState as V
 from .conftest import soon
 
 
-@pytest.fixture
-def eager_celery():
-    """Tasks enqueued after commit run at once, in the thread that committed (e-mails too)."""
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
-
-
 def twice_at_once(task, *args):
     """Deliver the same task message to two workers at the same instant."""
     barrier = threading.Barrier(2)
@@ -72,7 +63,7 @@ def approved_reservation(request_in_state, account_manager, **kwargs):
 # --- Double delivery ---------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_checks_task_delivered_twice_at_once_has_one_effect(
-    catalog, request_in_state, account_manager, eager_celery
+    eager_celery, catalog, request_in_state, account_manager
 ):
     capacity_request = request_in_state(S.SUBMITTED)
     results = twice_at_once(
@@ -92,7 +83,7 @@ def test_checks_task_delivered_twice_at_once_has_one_effect(
 
 @pytest.mark.django_db(transaction=True)
 def test_activation_task_delivered_twice_at_once_activates_once(
-    catalog, request_in_state, account_manager, owner, eager_celery
+    eager_celery, catalog, request_in_state, account_manager, owner
 ):
     reservation = approved_reservation(request_in_state, account_manager)
     Reservation.all_objects.filter(pk=reservation.pk).update(
@@ -108,7 +99,7 @@ def test_activation_task_delivered_twice_at_once_activates_once(
 
 @pytest.mark.django_db(transaction=True)
 def test_expiry_task_delivered_twice_at_once_expires_once_and_mails_once(
-    catalog, request_in_state, member, eager_celery
+    eager_celery, catalog, request_in_state, member
 ):
     capacity_request = request_in_state(S.PENDING_APPROVAL)
     CapacityRequest.all_objects.filter(pk=capacity_request.pk).update(
@@ -124,7 +115,7 @@ def test_expiry_task_delivered_twice_at_once_expires_once_and_mails_once(
 
 @pytest.mark.django_db(transaction=True)
 def test_waitlist_offer_task_delivered_twice_at_once_holds_once(
-    catalog, request_in_state, east_pool, member, eager_celery
+    eager_celery, catalog, request_in_state, east_pool, member
 ):
     capacity_request = request_in_state(S.WAITLISTED, gpu_count=48)
     results = twice_at_once(tasks.waitlist_offer_task, east_pool.pk)
@@ -137,7 +128,7 @@ def test_waitlist_offer_task_delivered_twice_at_once_holds_once(
 
 @pytest.mark.django_db(transaction=True)
 def test_due_task_delivered_twice_at_once_reminds_once(
-    catalog, request_in_state, account_manager, eager_celery
+    eager_celery, catalog, request_in_state, account_manager
 ):
     request_in_state(S.PENDING_APPROVAL, decision_due_at=timezone.now() + timedelta(hours=1))
     results = twice_at_once(tasks.requests_due_task)
