@@ -150,6 +150,13 @@ def run_idempotent(
         raise
 
 
+def idempotency_records_purge(*, now=None) -> int:
+    """Delete the records past their time to live; returns how many went."""
+    now = now or timezone.now()
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lte=now - _ttl()).delete()
+    return deleted
+
+
 class _NotKept(Exception):
     """A server error: roll the handler back and forget the key, so a retry runs again."""
 

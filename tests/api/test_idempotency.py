@@ -181,3 +181,19 @@ def test_server_error_rolls_back_and_forgets_the_key_so_a_retry_runs_again(org, 
         assert "Idempotent-Replayed" not in response
     assert not IdempotencyRecord.objects.exists()
     assert not Region.objects.filter(code="half-done").exists()
+
+
+def test_purge_task_forgets_only_expired_records(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from accounts.tasks import idempotency_records_purge_task
+
+    now = timezone.now()
+    for key, age in [("old", timedelta(hours=25)), ("young", timedelta(hours=23))]:
+        IdempotencyRecord.objects.create(
+            credential="user:1", key=key, fingerprint="x", created_at=now - age
+        )
+    assert idempotency_records_purge_task() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["young"]
+    schedule = PeriodicTask.objects.get(task="accounts.idempotency_records_purge_task")
+    assert schedule.enabled
