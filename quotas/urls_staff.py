@@ -11,6 +11,8 @@ urlpatterns = [
         name="staff_second_approvals",
     ),
     path("approvals/bulk-approve", staff.StaffBulkApproveView.as_view(), name="staff_bulk_approve"),
+    path("capacity/", staff.CapacityOverviewView.as_view(), name="staff_capacity"),
+    path("capacity/pools/<int:pk>/", staff.PoolOverviewView.as_view(), name="staff_pool"),
     path("requests/<int:pk>/", staff.StaffRequestDetailView.as_view(), name="staff_request_detail"),
     path(
         "requests/<int:pk>/comments",

@@ -4,11 +4,11 @@ whatever the number of rows (the page tests pin them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
@@ -468,4 +468,151 @@ def staff_live_figures(
             (pool, free[pool.pk], free[pool.pk] >= capacity_request.gpu_count) for pool in pools
         ],
         quote=quote,
+    )
+
+
+# --- Capacity planner --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HeatCell:
+    pool: CapacityPool
+    capacity: int  # installed now
+    free_now: int
+    free_min: int  # least free over the coming days
+
+    @property
+    def committed_pct(self) -> int:
+        """Share of today's capacity committed at the busiest instant of the coming days."""
+        if self.capacity <= 0:
+            return 100
+        return max(0, min(100, round(100 * (self.capacity - self.free_min) / self.capacity)))
+
+    @property
+    def level(self) -> str:
+        pct = self.committed_pct
+        return "high" if pct >= 90 else "medium" if pct >= 70 else "low"
+
+
+def capacity_heatmap(*, days: int = 30, now: datetime | None = None) -> dict:
+    """Regions x GPU types: capacity now, free now and least free over the next ``days``.
+    Four queries whatever the number of pools."""
+    from quotas.models import CapacityChange
+    from quotas.selectors.availability import pool_free_min_by_pool
+
+    now = now or timezone.now()
+    pools = list(
+        CapacityPool.objects.filter(active=True, region__active=True, sku__active=True)
+        .select_related("region", "sku")
+        .order_by("region__code", "sku__name")
+    )
+    capacity = dict(
+        CapacityChange.objects.filter(pool__in=pools, effective_at__lte=now)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+        .values("pool_id")
+        .annotate(gpus=Sum("gpus_delta"))
+        .values_list("pool_id", "gpus")
+        .order_by()
+    )
+    free_now = pool_free_min_by_pool(
+        pools=pools, starts_at=now, ends_at=now + timedelta(microseconds=1)
+    )
+    free_min = pool_free_min_by_pool(pools=pools, starts_at=now, ends_at=now + timedelta(days=days))
+    regions = sorted({p.region for p in pools}, key=lambda r: r.code)
+    skus = sorted({p.sku for p in pools}, key=lambda s: s.name)
+    cells = {
+        (p.region_id, p.sku_id): HeatCell(
+            pool=p,
+            capacity=capacity.get(p.pk, 0),
+            free_now=free_now.get(p.pk, 0),
+            free_min=free_min.get(p.pk, 0),
+        )
+        for p in pools
+    }
+    rows = [(region, [cells.get((region.pk, sku.pk)) for sku in skus]) for region in regions]
+    return {"skus": skus, "rows": rows, "days": days}
+
+
+REQUEST_WAITING_FOR_CAPACITY = frozenset(
+    {
+        S.PENDING_INTERNAL_APPROVAL,
+        S.SUBMITTED,
+        S.CHECKING,
+        S.PENDING_APPROVAL,
+        S.PENDING_SECOND_APPROVAL,
+        S.WAITLISTED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class PoolDay:
+    day: date
+    capacity: int
+    held: int
+    requested: int  # GPUs asked for by undecided requests that hold nothing yet
+
+
+def pool_overview_get(*, pool_id: int, days: int = 90, today: date | None = None) -> dict:
+    """One pool over the coming ``days``: capacity, held and requested per UTC day, its
+    waitlist and its upcoming reservations (every organization: planner code)."""
+    from quotas.selectors.availability import pool_timeline
+
+    pool = CapacityPool.objects.select_related("region", "sku").filter(pk=pool_id).first()
+    if pool is None:
+        raise Http404("No such pool.")
+    today = today or timezone.now().date()
+    end = today + timedelta(days=days)
+    timeline = pool_timeline(pool=pool, start=today, end=end)
+    window_start = datetime.combine(today, time.min, tzinfo=UTC)
+    window_end = datetime.combine(end, time.min, tzinfo=UTC)
+    undecided = list(
+        CapacityRequest.objects.unscoped_for_staff()
+        .filter(
+            sku_id=pool.sku_id,
+            region_id=pool.region_id,
+            kind=CapacityRequest.Kind.RESERVATION,
+            state__in=REQUEST_WAITING_FOR_CAPACITY,
+            starts_at__lt=window_end,
+            ends_at__gt=window_start,
+        )
+        .select_related("organization")
+        .order_by("created_at", "id")
+    )
+    requested: dict[date, int] = {}
+    for r in undecided:
+        day = max(r.starts_at.astimezone(UTC).date(), today)
+        last = min((r.ends_at - timedelta(microseconds=1)).astimezone(UTC).date(), end)
+        while day <= last and day < end:
+            requested[day] = requested.get(day, 0) + r.gpu_count
+            day += timedelta(days=1)
+    reservations = list(
+        Reservation.objects.unscoped_for_staff()
+        .filter(pool=pool, state__in=[ReservationState.SCHEDULED, ReservationState.ACTIVE])
+        .filter(ends_at__gt=window_start)
+        .select_related("organization")
+        .order_by("starts_at", "id")
+    )
+    return {
+        "pool": pool,
+        "days": [PoolDay(d.day, d.capacity, d.held, requested.get(d.day, 0)) for d in timeline],
+        "waitlist": [r for r in undecided if r.state == S.WAITLISTED],
+        "undecided": undecided,
+        "reservations": reservations,
+    }
+
+
+def waitlist_list() -> QuerySet[CapacityRequest]:
+    """Every waitlisted request in the order freed capacity is offered: extensions of running
+    reservations first, then first submitted first served."""
+    return (
+        CapacityRequest.objects.unscoped_for_staff()
+        .filter(state=S.WAITLISTED)
+        .select_related("organization", "sku", "region")
+        .annotate(
+            extension_first=Case(
+                When(extends_reservation__isnull=False, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("extension_first", "submitted_at", "pk")
     )

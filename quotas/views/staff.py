@@ -339,3 +339,39 @@ class StaffBulkApproveView(StaffViewMixin, View):
         for line in refused:
             messages.error(request, f"Not approved: {line}")
         return redirect(back)
+
+
+PLANNERS = frozenset({StaffRole.CAPACITY_PLANNER})
+
+
+class CapacityOverviewView(StaffViewMixin, TemplateView):
+    """Capacity planners: a regions x GPU types map of how committed each pool is, and the
+    waitlist."""
+
+    staff_roles = PLANNERS
+    template_name = "quotas/staff_capacity.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(pages.capacity_heatmap(days=30))
+        context["waitlist"] = pages.waitlist_list()[:50]
+        return context
+
+
+class PoolOverviewView(StaffViewMixin, TemplateView):
+    """One pool over the coming months: capacity against held and requested GPUs."""
+
+    staff_roles = PLANNERS
+    template_name = "quotas/staff_pool.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        overview = pages.pool_overview_get(pool_id=self.kwargs["pk"], days=90)
+        context.update(overview)
+        context["chart"] = {
+            "labels": [d.day.isoformat() for d in overview["days"]],
+            "capacity": [d.capacity for d in overview["days"]],
+            "held": [d.held for d in overview["days"]],
+            "requested": [d.held + d.requested for d in overview["days"]],
+        }
+        return context

@@ -644,3 +644,57 @@ def test_release_an_active_reservation_early_from_its_page(
     reservation.refresh_from_db()
     assert reservation.state == "released_early"
     assert reservation.end_reason == "Training finished early"
+
+
+# --- Capacity planner --------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_capacity_map_shows_free_and_committed_per_pool(
+    client, org, other_org, catalog, capacity_planner, east_pool, django_assert_num_queries
+):
+    hold_place(
+        pool=east_pool,
+        organization=other_org,
+        gpu_count=48,
+        starts_at=soon(2),
+        ends_at=soon(4),
+        kind=CapacityHold.Kind.RESERVATION,
+    )
+    client.force_login(capacity_planner)
+    url = reverse("staff_capacity")
+    html = client.get(url).content.decode()
+    assert "64 / 64 free" in html and "75% committed" in html  # 48 of 64 within 30 days
+    assert "32 / 32 free" in html and "0% committed" in html
+    with django_assert_num_queries(10):
+        client.get(url)
+    from tests.factories import CapacityPoolFactory, GpuSkuFactory, RegionFactory
+
+    from .conftest import with_capacity
+
+    for i in range(4):
+        with_capacity(CapacityPoolFactory(sku=GpuSkuFactory(), region=RegionFactory()), 8 + i)
+    with django_assert_num_queries(10):
+        assert client.get(url).status_code == 200
+
+
+@pytest.mark.django_db
+def test_capacity_pages_are_for_capacity_planners(client, org, catalog, east_pool):
+    client.force_login(org.account_manager)
+    assert client.get(reverse("staff_capacity")).status_code == 403
+    assert client.get(reverse("staff_pool", args=[east_pool.pk])).status_code == 403
+
+
+@pytest.mark.django_db
+def test_pool_page_charts_capacity_held_and_requested(
+    client, org, catalog, capacity_planner, east_pool, request_in_state
+):
+    waiting = request_in_state("waitlisted", gpu_count=24)
+    client.force_login(capacity_planner)
+    response = client.get(reverse("staff_pool", args=[east_pool.pk]))
+    chart = response.context["chart"]
+    day = waiting.starts_at.date().isoformat()
+    i = chart["labels"].index(day)
+    assert chart["capacity"][i] == 64
+    assert chart["held"][i] == 0
+    assert chart["requested"][i] == 24
+    assert waiting.reference in response.content.decode()
+    assert b'id="pool-chart-data"' in response.content
