@@ -172,3 +172,19 @@ def test_member_requests_capacity_and_sees_the_approved_reservation(
     badge.wait_for()
     customer.shot("notifications")
     customer.close()
+
+
+def test_capacity_planner_sees_the_capacity_map_and_a_pool_chart(
+    browser, live_server, org, catalog, capacity_planner, east_pool
+):
+    planner = Session(browser, live_server, capacity_planner)
+    page = planner.page
+    page.goto(f"{live_server.url}/staff/capacity/")
+    assert planner.axe_serious() == []
+    planner.shot("staff-capacity")
+    page.get_by_role("link", name="64 / 64 free").click()
+    page.get_by_role("heading", name=str(east_pool)).wait_for()
+    page.wait_for_function("() => Chart.getChart('pool-chart') !== undefined")
+    assert planner.axe_serious() == []
+    planner.shot("staff-pool")
+    planner.close()
