@@ -25,7 +25,9 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, Organization
-from accounts.selectors import OrganizationAccess, organization_access_get
+from accounts.selectors import OrganizationAccess, organization_access_get, staff_role_for
+from accounts.services import audit_record
+from accounts.views_base import STAFF_ACCESS_SESSION_KEY
 
 from .authentication import api_key_of
 from .idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -112,6 +114,23 @@ def organization_access_for_request(request: Request, *, slug: str) -> Organizat
     return organization_access_get(user=request.user, slug=slug)
 
 
+def record_staff_access(request: Request, organization: Organization) -> None:
+    """The tenant's audit log shows provider staff reading its data through the API, once a
+    session (the same record, and the same session marker, as for its pages)."""
+    seen = request.session.get(STAFF_ACCESS_SESSION_KEY, [])
+    if organization.pk in seen:
+        return
+    audit_record(
+        organization=organization,
+        actor=request.user,
+        action="staff.accessed",
+        target=organization,
+        changes={"path": request.path, "staff_role": staff_role_for(request.user)},
+        request=request._request,
+    )
+    request.session[STAFF_ACCESS_SESSION_KEY] = [*seen, organization.pk]
+
+
 class OrganizationAPIMixin(PortalAPIMixin):
     permission_map: dict[str, str] = {"GET": "org.view"}
     action_capabilities: dict[str, str] = {}
@@ -132,6 +151,8 @@ class OrganizationAPIMixin(PortalAPIMixin):
                 if self.access.is_member
                 else "Provider staff have read-only access here."
             )
+        if self.access.is_staff_access:
+            record_staff_access(request, self.organization)
 
     def capability_for(self, request: Request) -> str | None:
         """The capability this request needs: the action's own (``action_capabilities``, for

@@ -192,3 +192,13 @@ def test_staff_session_reads_a_managed_tenant_but_cannot_write(account_manager, 
         f"/api/v1/orgs/acme/members/{membership.pk}/", {"role": "admin"}, format="json"
     )
     assert response.status_code == 403
+
+
+def test_staff_reading_a_tenant_is_in_its_audit_log_once_a_session(account_manager, api, org):
+    api.force_login(account_manager)
+    assert api.get("/api/v1/orgs/acme/members/").status_code == 200
+    assert api.get("/api/v1/orgs/acme/audit-events/").status_code == 200
+    events = AuditEvent.objects.for_organization(org).filter(action="staff.accessed")
+    assert [(e.actor_email, e.changes["path"]) for e in events] == [
+        (account_manager.email, "/api/v1/orgs/acme/members/")
+    ]
