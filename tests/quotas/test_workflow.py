@@ -98,13 +98,26 @@ def test_viewer_cannot_create(catalog, org, new_request):
 
 
 # --- Submit and checks -----------------------------------------------------------------------
+@pytest.fixture
+def dispatched(monkeypatch):
+    """The checks tasks sent to the broker, as (request id, organization id)."""
+    from quotas import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.run_checks_task, "delay", lambda *args: sent.append(args))
+    return sent
+
+
 def test_submit_enqueues_checks_after_commit(
-    catalog, new_request, django_capture_on_commit_callbacks
+    catalog, new_request, dispatched, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks:
         capacity_request = new_request()
     assert capacity_request.state == S.SUBMITTED
-    assert callbacks, "the checks task is enqueued on commit"
+    assert dispatched == [], "nothing is sent before the commit"
+    for callback in callbacks:
+        callback()
+    assert dispatched == [(capacity_request.pk, capacity_request.organization_id)]
     assert states(capacity_request) == [S.DRAFT, S.SUBMITTED]
 
 
@@ -187,22 +200,22 @@ def test_checks_pick_an_alternative_region_that_fits(
 
 # --- Sign-off --------------------------------------------------------------------------------
 def test_member_request_needs_sign_off_when_the_organization_asks(
-    catalog, org, owner, admin, member, new_request, django_capture_on_commit_callbacks
+    catalog, org, owner, admin, member, new_request, dispatched, django_capture_on_commit_callbacks
 ):
     approval_policy_set(organization=org, actor=owner, signoff_for_members=True)
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         capacity_request = new_request()
     assert capacity_request.state == S.PENDING_INTERNAL_APPROVAL
-    assert not callbacks or all("run_checks" not in repr(c) for c in callbacks)
+    assert dispatched == [], "no checks before the sign-off"
     assert Notification.objects.filter(recipient=admin, event="request.sign_off_needed").exists()
     with pytest.raises(NotAllowed):
         capacity_request_sign_off(capacity_request=capacity_request, actor=member, approve=True)
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         capacity_request_sign_off(capacity_request=capacity_request, actor=admin, approve=True)
     capacity_request.refresh_from_db()
     assert capacity_request.state == S.SUBMITTED
     assert capacity_request.signed_off_by == admin
-    assert callbacks
+    assert dispatched == [(capacity_request.pk, org.pk)]
 
 
 def test_sign_off_above_a_value_and_refusal_needs_a_reason(catalog, org, owner, admin, new_request):

@@ -7,7 +7,6 @@ from itertools import product
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import AuditEvent
 from portal.errors import IllegalTransition
@@ -284,8 +283,3 @@ def _refuse_reservation(reservation):
     raise IllegalTransition(
         obj_label="The reservation", current=reservation.state, target="(system)"
     )
-
-
-def test_now_is_not_needed_by_the_tables():
-    # The tables are plain data: importing them needs no database or clock.
-    assert timezone.now()
