@@ -24,6 +24,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     "requests.view": ALL_ROLES,
     "requests.create": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER}),
     "requests.sign_off": MANAGERS,
+    "requests.policy": MANAGERS,  # the organization's own sign-off and auto-accept choices
     "reservations.manage": frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER}),
     "usage.view": ALL_ROLES,
     "billing.view": frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),
@@ -38,6 +39,7 @@ STAFF_CAPABILITIES: dict[str, frozenset[str]] = {
     "audit.view": frozenset({StaffRole.ACCOUNT_MANAGER}),
     "requests.view": frozenset({StaffRole.ACCOUNT_MANAGER, StaffRole.CAPACITY_PLANNER}),
     "requests.decide": frozenset({StaffRole.ACCOUNT_MANAGER, StaffRole.CAPACITY_PLANNER}),
+    "requests.policy": frozenset({StaffRole.ACCOUNT_MANAGER}),  # auto-approval too
     "usage.view": frozenset({StaffRole.ACCOUNT_MANAGER, StaffRole.CAPACITY_PLANNER}),
     "billing.view": frozenset({StaffRole.ACCOUNT_MANAGER}),
     "org.policy": frozenset({StaffRole.ACCOUNT_MANAGER}),  # auto-approval policy
