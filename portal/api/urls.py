@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from accounts import api as accounts_api
+from contracts import api as contracts_api
 from quotas.api import catalog as catalog_api
 from quotas.api import requests as requests_api
 from quotas.api import staff as staff_api
@@ -21,6 +22,7 @@ organization.register("audit-events", accounts_api.AuditEventViewSet, basename="
 organization.register("api-keys", accounts_api.OrganizationApiKeyViewSet, basename="api-api-key")
 organization.register("requests", requests_api.CapacityRequestViewSet, basename="api-request")
 organization.register("reservations", requests_api.ReservationViewSet, basename="api-reservation")
+organization.register("contracts", contracts_api.ContractViewSet, basename="api-contract")
 
 staff = SimpleRouter()
 staff.register(

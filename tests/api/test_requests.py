@@ -236,3 +236,44 @@ def test_workflow_lists_run_constant_queries(org, member, pool, org_key, approva
     large, body = count(client, f"{url}?page_size=20")
     assert len(body["results"]) > 1 or "pools" in url
     assert large == small
+
+
+def test_contracts_show_commitment_and_rates(org, pool, owner_api, member_api):
+    from tests.factories import ContractRateFactory, RegionFactory
+
+    contract = pool_contract(org)
+    ContractRateFactory(
+        contract=contract, sku=pool.sku, region=RegionFactory(code="us-west-1"),
+        price_per_gpu_hour=Decimal("1.9000"),
+    )  # fmt: skip
+    body = owner_api.get("/api/v1/orgs/acme/contracts/").json()["results"]
+    assert [c["number"] for c in body] == ["ACME-API"]
+    assert body[0]["remaining_commitment"] == body[0]["committed_spend"]
+    assert body[0]["rates"] == [
+        {"sku": "h100-sxm", "region": None, "price_per_gpu_hour": "2.0000"},
+        {"sku": "h100-sxm", "region": "us-west-1", "price_per_gpu_hour": "1.9000"},
+    ]
+    assert member_api.get("/api/v1/orgs/acme/contracts/").status_code == 403
+
+
+def pool_contract(org):
+    from contracts.models import Contract
+
+    return Contract.objects.for_organization(org).get(number="ACME-API")
+
+
+def test_contract_list_runs_constant_queries(org, pool, org_key):
+    from tests.factories import ContractFactory, ContractRateFactory
+
+    def grow(n):
+        for i in range(n):
+            contract = ContractFactory(organization=org, number=f"X-{n}-{i}")
+            ContractRateFactory(contract=contract, sku=pool.sku)
+
+    client = bearer(org_key.key)
+    grow(2)
+    small, _ = count(client, "/api/v1/orgs/acme/contracts/?page_size=2")
+    grow(6)
+    large, body = count(client, "/api/v1/orgs/acme/contracts/?page_size=20")
+    assert len(body["results"]) == 9
+    assert large == small

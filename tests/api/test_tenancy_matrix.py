@@ -17,6 +17,7 @@ from accounts.apikeys import api_key_create_for_organization
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organization, Role
 from accounts.permissions import role_has
 from accounts.services import invitation_create
+from contracts.models import Contract
 from quotas.models import CapacityRequest, RequestComment, Reservation
 from tests.conftest import make_member
 
@@ -88,6 +89,7 @@ def acme(org, owner, member, pending_request, reservation):
         "api-api-key-": issued_key.api_key.pk,
         "api-request-": pending_request.pk,
         "api-reservation-": reservation.pk,
+        "api-contract-": Contract.objects.for_organization(org).get().pk,
     }
 
 
