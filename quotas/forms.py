@@ -195,3 +195,44 @@ class ExtendForm(Form):
     justification = forms.CharField(
         label="Why", required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
+
+
+class ApprovalPolicyForm(Form):
+    """An organization's approval rules. Owners and admins see only their own choices
+    (sign-off, auto-accept); the account manager sets auto-approval as well."""
+
+    auto_approve_max_gpus = forms.IntegerField(
+        label="Approve at once up to this many GPUs", min_value=0, help_text="0: never."
+    )
+    auto_approve_max_value = forms.DecimalField(
+        label="... and up to this total value", min_value=0, decimal_places=2, max_digits=14
+    )
+    auto_approve_requires_contract = forms.BooleanField(
+        label="Only within an active contract's term and rates", required=False
+    )
+    signoff_for_members = forms.BooleanField(
+        label="Requests from members need an owner's or admin's sign-off", required=False
+    )
+    signoff_above_value = forms.DecimalField(
+        label="Requests worth at least this need sign-off",
+        min_value=0,
+        decimal_places=2,
+        max_digits=14,
+        required=False,
+        help_text="Leave empty for no value rule.",
+    )
+    auto_accept_waitlist_offers = forms.BooleanField(
+        label="Book capacity freed for a waitlisted request at once", required=False
+    )
+
+    PROVIDER_FIELDS = (
+        "auto_approve_max_gpus",
+        "auto_approve_max_value",
+        "auto_approve_requires_contract",
+    )
+
+    def __init__(self, *args, provider: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not provider:
+            for name in self.PROVIDER_FIELDS:
+                del self.fields[name]

@@ -5,6 +5,7 @@ from .views import tenant
 urlpatterns = [
     path("", tenant.DashboardView.as_view(), name="org_dashboard"),
     path("requests/", tenant.RequestListView.as_view(), name="request_list"),
+    path("requests/policy/", tenant.ApprovalPolicyView.as_view(), name="approval_policy"),
     path("requests/new/", tenant.RequestCreateView.as_view(), name="request_create"),
     path(
         "requests/new/availability",

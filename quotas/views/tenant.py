@@ -16,6 +16,7 @@ from accounts.views_base import OrganizationViewMixin
 from portal.errors import DomainError
 from quotas import services
 from quotas.forms import (
+    ApprovalPolicyForm,
     CapacityRequestForm,
     CommentForm,
     ExtendForm,
@@ -26,6 +27,7 @@ from quotas.forms import (
 from quotas.models import CapacityRequest
 from quotas.selectors import pages
 from quotas.selectors.preview import request_preview
+from quotas.services.requests import POLICY_FIELDS
 from quotas.workflow import REQUEST_ACTIONS as ACTION_STATES
 from quotas.workflow import RESERVATION_ACTIONS as RESERVATION_ACTION_STATES
 from quotas.workflow import ReservationState
@@ -34,6 +36,7 @@ from .base import OrganizationTimeZoneMixin, form_add_domain_error
 
 PAGE_CAPABILITIES = (
     "requests.view",
+    "requests.policy",
     "requests.create",
     "requests.sign_off",
     "reservations.manage",
@@ -542,5 +545,48 @@ class ReservationExtendView(OrgPage, View):
             self.request,
             self.template_name,
             self.base_context(reservation=reservation, form=form),
+            status=status,
+        )
+
+
+class ApprovalPolicyView(OrgPage, View):
+    """Everyone in the organization may read its approval rules; owners and admins change
+    their sign-off and auto-accept choices, the account manager auto-approval too."""
+
+    permission_map = {"GET": "requests.view", "HEAD": "requests.view", "POST": "requests.policy"}
+    template_name = "quotas/approval_policy.html"
+
+    def provider(self) -> bool:
+        return not self.access.is_member
+
+    def get(self, request, *args, **kwargs) -> HttpResponse:
+        policy = services.approval_policy_for(self.organization)
+        form = None
+        if self.access.can("requests.policy"):
+            form = ApprovalPolicyForm(
+                provider=self.provider(),
+                initial={name: getattr(policy, name) for name in POLICY_FIELDS},
+            )
+        return self.render_page(policy, form)
+
+    def post(self, request, *args, **kwargs) -> HttpResponse:
+        form = ApprovalPolicyForm(request.POST, provider=self.provider())
+        if form.is_valid():
+            try:
+                services.approval_policy_set(
+                    organization=self.organization, actor=request.user, **form.cleaned_data
+                )
+            except DomainError as exc:
+                form_add_domain_error(form, exc)
+            else:
+                messages.success(request, "The approval policy is saved.")
+                return redirect("approval_policy", org_slug=self.organization.slug)
+        return self.render_page(services.approval_policy_for(self.organization), form, 400)
+
+    def render_page(self, policy, form, status=200) -> HttpResponse:
+        return render(
+            self.request,
+            self.template_name,
+            self.base_context(policy=policy, form=form),
             status=status,
         )

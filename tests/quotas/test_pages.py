@@ -698,3 +698,45 @@ def test_pool_page_charts_capacity_held_and_requested(
     assert chart["requested"][i] == 24
     assert waiting.reference in response.content.decode()
     assert b'id="pool-chart-data"' in response.content
+
+
+# --- Approval policy ---------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_owner_sets_sign_off_but_not_auto_approval(client, org, owner, member, catalog):
+    from quotas.services import approval_policy_for
+
+    url = org_url("approval_policy", org)
+    client.force_login(member)
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"signoff_for_members": "on"}).status_code == 403
+    client.force_login(owner)
+    page = client.get(url).content.decode()
+    assert "signoff_for_members" in page and "auto_approve_max_gpus" not in page
+    response = client.post(
+        url, {"signoff_for_members": "on", "auto_approve_max_gpus": "512"}, follow=True
+    )
+    assert b"The approval policy is saved." in response.content
+    policy = approval_policy_for(org)
+    assert policy.signoff_for_members is True
+    assert policy.auto_approve_max_gpus == 0
+
+
+@pytest.mark.django_db
+def test_account_manager_sets_auto_approval(client, org, catalog):
+    from quotas.services import approval_policy_for
+
+    client.force_login(org.account_manager)
+    url = org_url("approval_policy", org)
+    response = client.post(url, {"auto_approve_max_gpus": "-1", "auto_approve_max_value": "1000"})
+    assert response.status_code == 400 and b"errorlist" in response.content
+    response = client.post(
+        url,
+        {
+            "auto_approve_max_gpus": "64",
+            "auto_approve_max_value": "50000",
+            "auto_approve_requires_contract": "on",
+        },
+    )
+    assert response.status_code == 302
+    policy = approval_policy_for(org)
+    assert (policy.auto_approve_max_gpus, policy.auto_approve_max_value) == (64, Decimal("50000"))
