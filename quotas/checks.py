@@ -237,6 +237,8 @@ def capacity_request_run_checks(*, request_id: int) -> bool:
     expects it. Returns False when there was nothing to do."""
     from quotas.services._base import request_lock, request_move
 
+    if not CapacityRequest.all_objects.filter(pk=request_id).exists():
+        return False  # a message about a request that is gone: nothing to do
     with transaction.atomic():
         capacity_request = request_lock(request_id)
         if capacity_request.state == S.SUBMITTED:

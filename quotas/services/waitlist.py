@@ -53,8 +53,8 @@ def waitlist_offer_for_pool(*, pool_id: int, now: datetime | None = None) -> lis
     from quotas.selectors.availability import pool_fits
 
     now = now or timezone.now()
-    pool = CapacityPool.objects.select_related("sku", "region").get(pk=pool_id)
-    if not (pool.active and pool.sku.active and pool.region.active):
+    pool = CapacityPool.objects.select_related("sku", "region").filter(pk=pool_id).first()
+    if pool is None or not (pool.active and pool.sku.active and pool.region.active):
         return []
     offered = []
     for request_id in waitlist_candidates(pool=pool, now=now):

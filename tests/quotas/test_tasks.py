@@ -278,3 +278,9 @@ def test_beat_schedules_name_registered_tasks():
     registered = set(celery_app.tasks.keys())
     assert {p.task for p in periodic} <= registered
     assert all(p.enabled and p.interval_id for p in periodic)
+
+
+@pytest.mark.django_db
+def test_messages_about_rows_that_are_gone_do_nothing():
+    assert tasks.run_checks_task.apply(args=[987654, 1]).get() is False
+    assert tasks.waitlist_offer_task.apply(args=[987654]).get() == []
