@@ -95,9 +95,10 @@ def reservation_cancel(*, reservation: Reservation, actor: User, reason: str = "
         reason=reason,
         update_fields=("ended_at", "ended_by", "end_reason"),
     )
-    hold_release(hold=reservation.hold, actor=actor)
+    # Locks in the order every service takes them: reservation, request, then the pool.
     capacity_request = request_lock(reservation.request_id)
     request_move(capacity_request, to_state=RequestState.CANCELLED, actor=actor, reason=reason)
+    hold_release(hold=reservation.hold, actor=actor)
     notify.reservation_moved(reservation, actor=actor, reason=reason)
     return reservation
 
