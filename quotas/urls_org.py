@@ -18,6 +18,7 @@ urlpatterns = [
         tenant.RequestCommentView.as_view(),
         name="request_comment",
     ),
+    path("requests/<int:pk>/edit", tenant.RequestEditView.as_view(), name="request_edit"),
     path(
         "requests/<int:pk>/<slug:action>",
         tenant.RequestActionView.as_view(),

@@ -27,10 +27,10 @@ from quotas.forms import (
 from quotas.models import CapacityRequest
 from quotas.selectors import pages
 from quotas.selectors.preview import request_preview
-from quotas.services.requests import POLICY_FIELDS
+from quotas.services.requests import DRAFT_FIELDS, POLICY_FIELDS
 from quotas.workflow import REQUEST_ACTIONS as ACTION_STATES
 from quotas.workflow import RESERVATION_ACTIONS as RESERVATION_ACTION_STATES
-from quotas.workflow import ReservationState
+from quotas.workflow import RequestState, ReservationState
 
 from .base import OrganizationTimeZoneMixin, form_add_domain_error
 
@@ -157,6 +157,76 @@ class RequestCreateView(OrgPage, View):
 
     def context(self, **extra) -> dict:
         return self.base_context(**extra)
+
+
+class RequestEditView(OrgPage, View):
+    """Change a draft, then keep it or submit it. The kind of a request does not change."""
+
+    permission_map = {
+        "GET": "requests.create",
+        "HEAD": "requests.create",
+        "POST": "requests.create",
+    }
+    template_name = "quotas/request_form.html"
+
+    def get(self, request, *args, **kwargs) -> HttpResponse:
+        draft = self.get_draft()
+        initial = {name: getattr(draft, name) for name in DRAFT_FIELDS}
+        initial["kind"] = draft.kind
+        initial["alternative_skus"] = list(draft.alternative_skus.all())
+        initial["alternative_regions"] = list(draft.alternative_regions.all())
+        return self.render_form(draft, CapacityRequestForm(initial=initial))
+
+    def post(self, request, *args, **kwargs) -> HttpResponse:
+        draft = self.get_draft()
+        data = request.POST.copy()
+        data["kind"] = draft.kind
+        form = CapacityRequestForm(data)
+        if not form.is_valid():
+            return self.render_form(draft, form, status=400)
+        fields = {k: v for k, v in form.cleaned_data.items() if k != "kind"}
+        if draft.kind == CapacityRequest.Kind.QUOTA_INCREASE:
+            for name in (
+                "gpu_count",
+                "starts_at",
+                "ends_at",
+                "alternative_skus",
+                "alternative_regions",
+                "waitlist_if_unavailable",
+            ):
+                fields.pop(name, None)
+        else:
+            fields.pop("on_demand_limit", None)
+        try:
+            draft = services.capacity_request_update(
+                capacity_request=draft, actor=request.user, **fields
+            )
+            if request.POST.get("step") == "submit":
+                draft = services.capacity_request_submit(capacity_request=draft, actor=request.user)
+        except DomainError as exc:
+            form_add_domain_error(form, exc)
+            return self.render_form(draft, form, status=400)
+        messages.success(
+            request,
+            f"{draft.reference} is submitted."
+            if request.POST.get("step") == "submit"
+            else f"{draft.reference} is saved.",
+        )
+        return redirect("request_detail", org_slug=self.organization.slug, pk=draft.pk)
+
+    def get_draft(self) -> CapacityRequest:
+        capacity_request = pages.request_get(organization=self.organization, pk=self.kwargs["pk"])
+        if capacity_request.state != RequestState.DRAFT:
+            raise Http404("Only drafts can be edited.")
+        return capacity_request
+
+    def render_form(self, draft, form, status=200) -> HttpResponse:
+        return render(
+            self.request,
+            self.template_name,
+            self.base_context(form=form, editing=draft),
+            status=status,
+        )
 
 
 class RequestAvailabilityView(OrgPage, View):
@@ -332,6 +402,9 @@ class RequestDetailView(OrgPage, TemplateView):
         context["actions"] = allowed_actions(
             REQUEST_ACTIONS, state=detail["capacity_request"].state, access=self.access
         )
+        context["can_edit"] = detail[
+            "capacity_request"
+        ].state == RequestState.DRAFT and self.access.can("requests.create")
         context["comment_form"] = kwargs.get("comment_form") or CommentForm()
         context["can_comment"] = self.access.can("requests.view") and (
             self.access.is_member or self.access.can("requests.decide")

@@ -740,3 +740,43 @@ def test_account_manager_sets_auto_approval(client, org, catalog):
     assert response.status_code == 302
     policy = approval_policy_for(org)
     assert (policy.auto_approve_max_gpus, policy.auto_approve_max_value) == (64, Decimal("50000"))
+
+
+@pytest.mark.django_db
+def test_member_edits_a_draft_then_submits_it(
+    client, org, member, catalog, new_request, west, django_capture_on_commit_callbacks
+):
+    draft = new_request(submit=False)
+    client.force_login(member)
+    detail = client.get(org_url("request_detail", org, pk=draft.pk)).content
+    assert b"Edit draft" in detail
+    url = org_url("request_edit", org, pk=draft.pk)
+    page = client.get(url).content.decode()
+    assert 'value="16"' in page and "Training run" in page
+    data = form_data(
+        draft.sku,
+        draft.region,
+        draft.starts_at,
+        draft.ends_at,
+        org,
+        gpu_count=24,
+        alternative_regions=[west.pk],
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(url, {**data, "step": "submit"})
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    assert (draft.gpu_count, draft.state) == (24, "submitted")
+    assert list(draft.alternative_regions.all()) == [west]
+    assert client.get(url).status_code == 404  # no longer a draft
+
+
+@pytest.mark.django_db
+def test_draft_edit_refusal_stays_on_the_field(client, org, member, catalog, new_request):
+    draft = new_request(submit=False)
+    client.force_login(member)
+    data = form_data(draft.sku, draft.region, draft.starts_at, draft.ends_at, org, gpu_count=12)
+    response = client.post(org_url("request_edit", org, pk=draft.pk), {**data, "step": "draft"})
+    assert response.status_code == 400 and b"errorlist" in response.content
+    draft.refresh_from_db()
+    assert draft.gpu_count == 16
