@@ -169,6 +169,8 @@ def main() -> int:
         # Ctrl-C (SIGINT) or SIGTERM is how `make run` is meant to end; any other code is a
         # process that stopped by itself and took the others down with it.
         return 0 if manager.returncode in STOPPED_BY_SIGNAL else manager.returncode or 0
+    except KeyboardInterrupt:  # Ctrl-C before the processes started (migrate, seed_demo)
+        return 0
     except subprocess.CalledProcessError as exc:
         print(f"run: `{' '.join(exc.cmd[1:])}` failed (exit {exc.returncode}); see above.")
         return 1
