@@ -8,14 +8,31 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Case, Count, IntegerField, Prefetch, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import Organization, StaffRole, User
 from accounts.permissions import SUPERUSER
-from accounts.selectors import staff_can_see_organization, staff_role_for
+from accounts.selectors import (
+    organization_list_for_staff,
+    staff_can_see_organization,
+    staff_role_for,
+)
+from contracts.models import Contract
 from quotas.models import (
     CapacityPool,
     CapacityRequest,
@@ -615,4 +632,39 @@ def waitlist_list() -> QuerySet[CapacityRequest]:
             )
         )
         .order_by("extension_first", "submitted_at", "pk")
+    )
+
+
+def staff_organization_overview(*, user: User) -> QuerySet[Organization]:
+    """The organizations a staff member looks after, each with its open requests, active
+    contract and approval policy: one query."""
+    today = timezone.now().date()
+    active_contract = Contract.all_objects.filter(
+        organization=OuterRef("pk"), status="active", term_start__lte=today, term_end__gt=today
+    ).order_by("-term_start")
+    return (
+        organization_list_for_staff(user=user)
+        .select_related("approval_policy", "account_manager")
+        .annotate(
+            open_requests=Count(
+                "capacity_requests",
+                filter=Q(capacity_requests__state__in=REQUEST_OPEN),
+                distinct=True,
+            ),
+            awaiting_decision=Count(
+                "capacity_requests",
+                filter=Q(
+                    capacity_requests__state__in=[
+                        S.PENDING_APPROVAL,
+                        S.PENDING_SECOND_APPROVAL,
+                    ]
+                ),
+                distinct=True,
+            ),
+            contract_number=Subquery(active_contract.values("number")[:1]),
+            contract_currency=Subquery(active_contract.values("currency")[:1]),
+            contract_committed=Subquery(active_contract.values("committed_spend")[:1]),
+            contract_term_end=Subquery(active_contract.values("term_end")[:1]),
+        )
+        .order_by("name")
     )

@@ -13,7 +13,6 @@ from django.views import View
 from django.views.generic import ListView, TemplateView
 
 from accounts.models import StaffRole
-from accounts.selectors import organization_list_for_staff
 from accounts.views_base import StaffViewMixin
 from portal.errors import DomainError
 from quotas import services
@@ -33,7 +32,7 @@ class StaffHomeView(StaffViewMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["organizations"] = organization_list_for_staff(user=self.request.user)
+        context["organizations"] = pages.staff_organization_overview(user=self.request.user)
         context["counts"] = pages.staff_inbox_counts(user=self.request.user)
         return context
 

@@ -16,6 +16,7 @@ from quotas.selectors.availability import pool_earliest_start
 from quotas.services import capacity_request_approve
 from quotas.tasks import run_checks_task
 from tests.conftest import make_member
+from tests.factories import OrganizationFactory
 
 from .conftest import soon
 
@@ -780,3 +781,23 @@ def test_draft_edit_refusal_stays_on_the_field(client, org, member, catalog, new
     assert response.status_code == 400 and b"errorlist" in response.content
     draft.refresh_from_db()
     assert draft.gpu_count == 16
+
+
+@pytest.mark.django_db
+def test_staff_home_gives_account_managers_an_overview_of_their_organizations(
+    client, org, other_org, catalog, contract, request_in_state, django_assert_num_queries
+):
+    request_in_state("pending_approval")
+    request_in_state("draft")
+    request_in_state("withdrawn")
+    client.force_login(org.account_manager)
+    html = client.get(reverse("staff_home")).content.decode()
+    assert "ACME-2030" in html
+    assert '<td class="num"><a href="/o/acme/requests/">2</a></td>' in html  # open: 2
+    assert "Globex" not in html
+    with django_assert_num_queries(7):
+        client.get(reverse("staff_home"))
+    for i in range(3):
+        OrganizationFactory(account_manager=org.account_manager, name=f"Initech {i}")
+    with django_assert_num_queries(7):
+        assert b"Initech 2" in client.get(reverse("staff_home")).content
