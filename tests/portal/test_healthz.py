@@ -7,7 +7,7 @@ import pytest
 
 from portal.celery import app as celery_app
 
-from .conftest import closed_loopback_port
+from .conftest import closed_loopback_port, run_python
 
 
 def test_healthz_reports_database_and_broker_ok(client, db):
@@ -57,3 +57,23 @@ def test_healthz_reports_a_missing_filesystem_broker_folder(client, db, monkeypa
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
 def test_healthz_only_answers_get(client, db, method):
     assert getattr(client, method)("/healthz").status_code == 405
+
+
+def test_healthz_answers_503_when_the_database_is_down(production_env):
+    production_env["DJANGO_SETTINGS_MODULE"] = "portal.settings.base"
+    production_env["DATABASE_URL"] = (
+        f"postgres://postgres@127.0.0.1:{closed_loopback_port()}/portal"
+    )
+    code = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "response = Client(HTTP_HOST='portal.gpucloud.example').get('/healthz')\n"
+        "print(response.status_code, response.content.decode())\n"
+    )
+
+    result = run_python(code, env=production_env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        '503 {"status": "unavailable", "database": "unavailable", "broker": "ok"}'
+    )
