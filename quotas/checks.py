@@ -257,7 +257,7 @@ def capacity_request_run_checks(*, request_id: int) -> bool:
 
 def _decide(capacity_request: CapacityRequest) -> None:
     from quotas.services._base import request_move
-    from quotas.services.decisions import _grant, pending_approval_enter
+    from quotas.services.decisions import pending_approval_enter, request_grant
 
     run = (
         RequestCheck.objects.for_organization(capacity_request.organization_id)
@@ -320,7 +320,9 @@ def _decide(capacity_request: CapacityRequest) -> None:
         capacity_request.save(update_fields=list(fields))
         try:
             with transaction.atomic():
-                _grant(capacity_request, actor=None, reason="Approved automatically by policy.")
+                request_grant(
+                    capacity_request, actor=None, reason="Approved automatically by policy."
+                )
         except ConflictError as exc:
             # Capacity went between the check and the hold: a person decides.
             capacity_request.refresh_from_db()

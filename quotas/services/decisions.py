@@ -41,11 +41,11 @@ from ._base import (
 from .requests import (
     Kind,
     S,
-    _quote,
-    _required_reason,
     capacity_request_validate,
     needs_second_approval,
+    reason_required,
     request_value,
+    window_quote,
 )
 
 
@@ -124,7 +124,7 @@ def reservation_grant(
         )
     else:
         hold = hold_confirm_offer(hold=hold, actor=actor)
-    quote = _quote(
+    quote = window_quote(
         organization=capacity_request.organization,
         pool=pool,
         gpu_count=gpu_count,
@@ -224,7 +224,7 @@ def quota_grant(
     return quota
 
 
-def _grant(capacity_request, *, actor, pool=None, reason=""):
+def request_grant(capacity_request, *, actor, pool=None, reason=""):
     if capacity_request.is_reservation:
         chosen = _pool_choice(capacity_request, pool)
         return reservation_grant(
@@ -258,7 +258,7 @@ def capacity_request_approve(
     request_require_action("approve", state)
     if state == S.PENDING_SECOND_APPROVAL:
         require_second_approver(actor, capacity_request)
-        _grant(capacity_request, actor=actor, pool=pool, reason=reason)
+        request_grant(capacity_request, actor=actor, pool=pool, reason=reason)
     else:
         require_decider(actor, organization)
         chosen = _pool_choice(capacity_request, pool) if capacity_request.is_reservation else None
@@ -293,7 +293,7 @@ def capacity_request_approve(
             capacity_request.first_approved_by = actor
             capacity_request.first_approved_at = timezone.now()
             capacity_request.save(update_fields=["first_approved_by", "first_approved_at"])
-            _grant(capacity_request, actor=actor, pool=chosen, reason=reason)
+            request_grant(capacity_request, actor=actor, pool=chosen, reason=reason)
     notify.request_moved(capacity_request, actor=actor, reason=reason)
     return capacity_request
 
@@ -309,7 +309,7 @@ def capacity_request_reject(
     else:
         require_decider(actor, capacity_request.organization)
     request_require_action("reject", capacity_request.state)
-    reason = _required_reason(reason)
+    reason = reason_required(reason)
     capacity_request.decided_by = actor
     capacity_request.decided_at = timezone.now()
     capacity_request.decision_reason = reason

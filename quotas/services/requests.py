@@ -112,7 +112,7 @@ def capacity_request_validate(
     return pool
 
 
-def _quote(*, organization, pool: CapacityPool, gpu_count: int, starts_at, ends_at):
+def window_quote(*, organization, pool: CapacityPool, gpu_count: int, starts_at, ends_at):
     from quotas.pricing import quote_price
 
     return quote_price(
@@ -133,7 +133,7 @@ def request_value(capacity_request: CapacityRequest) -> Decimal:
     pool = (pools or candidate_pools(capacity_request) or [None])[0]
     if pool is None:
         raise DomainError(f"{capacity_request.sku} is no longer offered there.", field="region")
-    return _quote(
+    return window_quote(
         organization=capacity_request.organization,
         pool=pool,
         gpu_count=capacity_request.gpu_count,
@@ -377,7 +377,7 @@ def capacity_request_sign_off(
         )
         _enqueue_checks(capacity_request)
     else:
-        reason = _required_reason(reason)
+        reason = reason_required(reason)
         capacity_request.decided_by = actor
         capacity_request.decided_at = timezone.now()
         capacity_request.decision_reason = reason
@@ -392,7 +392,7 @@ def capacity_request_sign_off(
     return capacity_request
 
 
-def _required_reason(reason: str) -> str:
+def reason_required(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Give a reason: the requester will read it.", field="reason")
