@@ -4,18 +4,23 @@ the member sees the reservation. Screenshots land in test-artifacts/screenshots/
 
 import os
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.conf import settings
 from django.test import Client
 
 from quotas.models import CapacityRequest, Reservation
 from quotas.tasks import run_checks_task
+from tests.factories import PASSWORD
 
 from .conftest import soon
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXP"  # the secret tests/conftest.py enable_totp() activates
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -51,19 +56,20 @@ class Session:
     """A browser context signed in as one user, recording what should never happen: console
     errors (a CSP violation is one) and requests leaving the test server."""
 
-    def __init__(self, browser, live_server, user):
-        client = Client()
-        client.force_login(user)
+    def __init__(self, browser, live_server, user, *, sign_in=False):
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.context.add_cookies(
-            [
-                {
-                    "name": "sessionid",
-                    "value": client.cookies["sessionid"].value,
-                    "url": live_server.url,
-                }
-            ]
-        )
+        if not sign_in:
+            client = Client()
+            client.force_login(user)
+            self.context.add_cookies(
+                [
+                    {
+                        "name": "sessionid",
+                        "value": client.cookies["sessionid"].value,
+                        "url": live_server.url,
+                    }
+                ]
+            )
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.foreign: list[str] = []
@@ -89,6 +95,19 @@ class Session:
                 and self.foreign.append(r.url)
             ),
         )
+
+    def sign_in_with_totp(self, live_server, user, secret=TOTP_SECRET) -> None:
+        """Sign in as staff do: e-mail and password, then the authenticator code."""
+        page = self.page
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.locator("#id_login").fill(user.email)
+        page.locator("#id_password").fill(PASSWORD)
+        page.locator("form button[type=submit]").first.click()
+        code = page.locator("input[name=code]")
+        code.wait_for()
+        code.fill(format_hotp_value(hotp_value(secret, int(time.time()) // 30)))
+        page.locator("form button[type=submit]").first.click()
+        page.wait_for_url(re.compile(r"^(?!.*/accounts/).*$"))
 
     def shot(self, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -147,7 +166,8 @@ def test_member_requests_capacity_and_sees_the_approved_reservation(
     capacity_request.refresh_from_db()
     assert capacity_request.state == "pending_approval"
 
-    manager = Session(browser, live_server, org.account_manager)
+    manager = Session(browser, live_server, org.account_manager, sign_in=True)
+    manager.sign_in_with_totp(live_server, org.account_manager)
     manager.page.goto(f"{live_server.url}/staff/approvals/")
     row = manager.page.get_by_role("row", name=re.compile(capacity_request.reference))
     assert manager.axe_serious() == []
@@ -188,3 +208,33 @@ def test_capacity_planner_sees_the_capacity_map_and_a_pool_chart(
     assert planner.axe_serious() == []
     planner.shot("staff-pool")
     planner.close()
+
+
+def test_counter_offer_is_made_and_accepted(
+    browser, live_server, org, member, catalog, request_in_state
+):
+    capacity_request = request_in_state("pending_approval", requested_by=member, gpu_count=32)
+    manager = Session(browser, live_server, org.account_manager)
+    manager.page.goto(f"{live_server.url}/staff/requests/{capacity_request.pk}/counter-offer")
+    manager.page.get_by_label(re.compile(r"^GPUs")).fill("16")
+    manager.page.get_by_label(re.compile(r"^Note to the customer")).fill("16 now, more in March.")
+    manager.shot("staff-counter-offer")
+    manager.page.get_by_role("button", name="Send counter-offer").click()
+    manager.page.get_by_text("Counter-offer sent").wait_for()
+    manager.close()
+
+    customer = Session(browser, live_server, member)
+    page = customer.page
+    page.goto(f"{live_server.url}/o/{org.slug}/requests/{capacity_request.pk}/")
+    page.get_by_role("region", name="Counter-offer").get_by_text(
+        "16 now, more in March."
+    ).wait_for()
+    assert customer.axe_serious() == []
+    customer.shot("request-counter-offered")
+    page.get_by_role("link", name="Accept offer").click()
+    page.get_by_role("button", name="Accept offer").click()
+    page.get_by_text("Accept offer: done.").wait_for()
+    customer.close()
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == "approved"
+    assert Reservation.objects.for_organization(org).get().gpu_count == 16
