@@ -399,9 +399,13 @@ class RequestDetailView(OrgPage, TemplateView):
         context = super().get_context_data(**kwargs)
         detail = pages.request_detail_get(organization=self.organization, pk=self.kwargs["pk"])
         context.update(detail)
-        context["actions"] = allowed_actions(
+        actions = allowed_actions(
             REQUEST_ACTIONS, state=detail["capacity_request"].state, access=self.access
         )
+        if any(a.name == "decline_offer" for a in actions):
+            # Declining an offer withdraws the request: one button says it better than two.
+            actions = [a for a in actions if a.name != "withdraw"]
+        context["actions"] = actions
         context["can_edit"] = detail[
             "capacity_request"
         ].state == RequestState.DRAFT and self.access.can("requests.create")
