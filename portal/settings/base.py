@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "quotas",
     "contracts",
     "notifications",
+    "usage",
 ]
 
 MIDDLEWARE = [

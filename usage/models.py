@@ -1,0 +1,159 @@
+"""Metered GPU usage: hourly records as the provider's metering sends them, and the daily and
+monthly rollups that every history page, statement and burn-down reads.
+
+Rows change only through ``usage.services.usage_ingest``, which keeps the rollups equal to the
+sums of the hourly records in the same transaction (``rebuild_usage_rollups`` recomputes them).
+Rollups sum over every source; a day and a month are UTC calendar days and months.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import ExtractDay
+from django.db.models.lookups import Exact
+from django.utils import timezone
+
+from accounts.models import Organization
+from accounts.tenancy import TenantManager
+from quotas.models import GpuSku, Region, Reservation
+
+
+class IsUtcHourStart(models.Func):
+    """True when a timestamp is exactly the start of a UTC hour (no minutes, no fraction)."""
+
+    template = (
+        "(date_trunc('hour', %(expressions)s AT TIME ZONE 'UTC')"
+        " = %(expressions)s AT TIME ZONE 'UTC')"
+    )
+    output_field = models.BooleanField()
+
+
+# Digits a GPU-hours figure may carry after the decimal point (ingest rejects more).
+GPU_HOURS_DECIMALS = 4
+
+
+class UsageRecord(models.Model):
+    """GPU-hours one organization used of one SKU in one region during one UTC hour.
+
+    The natural key (organization, sku, region, reservation or none, hour, source) is unique
+    with NULLS NOT DISTINCT: a record sent again replaces the one before, it never adds to it.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    sku = models.ForeignKey(GpuSku, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    reservation = models.ForeignKey(
+        Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    hour = models.DateTimeField(help_text="Start of the UTC hour [hour, hour + 1h).")
+    gpu_hours = models.DecimalField(max_digits=12, decimal_places=GPU_HOURS_DECIMALS)
+    mean_utilization = models.DecimalField(
+        max_digits=5, decimal_places=4, null=True, blank=True, help_text="0 to 1."
+    )
+    source = models.CharField(max_length=32, default="metering")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantManager()
+    all_objects = models.Manager()  # noqa: DJ012 (managers first, as in quotas)
+
+    class Meta:
+        default_manager_name = "all_objects"
+        ordering = ["hour", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "sku", "region", "reservation", "hour", "source"],
+                name="usage_record_natural_key",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=Q(gpu_hours__gte=Decimal("0")), name="usage_record_gpu_hours_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(mean_utilization__isnull=True)
+                | Q(mean_utilization__gte=Decimal("0"), mean_utilization__lte=Decimal("1")),
+                name="usage_record_utilization_range",
+            ),
+            models.CheckConstraint(
+                condition=IsUtcHourStart("hour"),
+                name="usage_record_on_the_hour",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "hour"], name="usage_record_org_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.sku_id}@{self.region_id} {self.hour:%Y-%m-%d %H}h"
+
+
+class UsageRollup(models.Model):
+    """Sum of GPU-hours and number of hourly records in one bucket (all sources)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    sku = models.ForeignKey(GpuSku, on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    reservation = models.ForeignKey(
+        Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    gpu_hours = models.DecimalField(
+        max_digits=18, decimal_places=GPU_HOURS_DECIMALS, default=Decimal("0")
+    )
+    record_count = models.PositiveIntegerField(default=0)
+
+    objects = TenantManager()
+    all_objects = models.Manager()  # noqa: DJ012 (managers first, as in quotas)
+
+    class Meta:
+        abstract = True
+        default_manager_name = "all_objects"
+
+
+class UsageDaily(UsageRollup):
+    day = models.DateField(help_text="UTC calendar day.")
+
+    class Meta(UsageRollup.Meta):
+        ordering = ["day", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "sku", "region", "reservation", "day"],
+                name="usage_daily_key",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=Q(gpu_hours__gte=Decimal("0")), name="usage_daily_not_negative"
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="usage_daily_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.sku_id}@{self.region_id} {self.day}"
+
+
+class UsageMonthly(UsageRollup):
+    month = models.DateField(help_text="First day of the UTC calendar month.")
+
+    class Meta(UsageRollup.Meta):
+        ordering = ["month", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "sku", "region", "reservation", "month"],
+                name="usage_monthly_key",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=Q(gpu_hours__gte=Decimal("0")), name="usage_monthly_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(Exact(ExtractDay("month"), 1)), name="usage_monthly_first_day"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "month"], name="usage_monthly_org_month"),
+            models.Index(fields=["month", "sku"], name="usage_monthly_month_sku"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.sku_id}@{self.region_id} {self.month:%Y-%m}"
