@@ -24,10 +24,11 @@ from quotas.models import GpuSku, Region, Reservation
 class IsUtcHourStart(models.Func):
     """True when a timestamp is exactly the start of a UTC hour (no minutes, no fraction)."""
 
-    template = (
-        "(date_trunc('hour', %(expressions)s AT TIME ZONE 'UTC')"
-        " = %(expressions)s AT TIME ZONE 'UTC')"
-    )
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.get_source_expressions()[0])
+        utc = f"{sql} AT TIME ZONE 'UTC'"
+        return f"(date_trunc('hour', {utc}) = {utc})", (*params, *params)
+
     output_field = models.BooleanField()
 
 

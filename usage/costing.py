@@ -1,0 +1,207 @@
+"""What metered usage costs: GPU-hours x rate, the one place that prices usage (history pages,
+statements and the contract burn-down all call ``usage_cost_lines``).
+
+Which rate, per UTC day of usage:
+
+1. Usage tied to a reservation: the reservation's frozen rate and currency (source
+   ``"reservation"``). The reservation itself is charged for its whole window, so these lines
+   are **not billable** again (``billable=False``); they are shown to explain the figure.
+2. Otherwise the organization's active contract whose term contains the day: its rate for the
+   SKU in the region, else its rate for the SKU in any region, in the contract's currency
+   (source ``"contract"``), as ``contracts.selectors.contract_rate_for`` decides.
+3. Otherwise the SKU's list price in USD (source ``"list"``).
+
+Rounding (docs/pricing.md): the amount of a line is GPU-hours x rate computed exactly, rounded
+once, half-up, to the cent. GPU-hours are exact (four decimals at most), never rounded.
+
+The reads are constant in number: one rollup query, one for contracts and their rates, one for
+SKU list prices, one for reservation rates.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from typing import Literal
+
+from django.db.models import Case, DateField, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import Trunc
+
+from accounts.models import Organization
+from contracts.models import Contract, ContractRate
+from quotas.models import GpuSku, Reservation
+
+from .models import UsageDaily
+
+LIST_CURRENCY = "USD"
+SOURCE_RESERVATION, SOURCE_CONTRACT, SOURCE_LIST = "reservation", "contract", "list"
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """GPU-hours of one SKU in one region (one bucket, one rate) and what they cost."""
+
+    bucket: date | None  # start of the day / ISO week / month; None for the whole window
+    sku_id: int
+    region_id: int
+    reservation_id: int | None
+    contract_id: int | None
+    source: str  # "reservation", "contract" or "list"
+    currency: str
+    rate_per_gpu_hour: Decimal
+    gpu_hours: Decimal
+    amount: Decimal  # rounded half-up to the cent, once
+    billable: bool  # False for usage inside a reservation (the reservation is charged)
+
+
+def round_money(amount: Fraction) -> Decimal:
+    """Same rule as ``quotas.pricing.round_money`` (imported lazily there to avoid a cycle
+    through ``contracts.selectors``, which prices consumed spend with this module)."""
+    from quotas.pricing import round_money as pricing_round_money
+
+    return pricing_round_money(amount)
+
+
+def usage_cost_lines(
+    *,
+    organization: Organization | int,
+    start: date,
+    end: date,
+    granularity: Literal["day", "week", "month"] | None = None,
+) -> list[CostLine]:
+    """Priced usage of one organization over the UTC days [start, end), one line per
+    (bucket, SKU, region, reservation, contract), ordered by bucket, SKU, region."""
+    org_id = organization if isinstance(organization, int) else organization.pk
+    contracts = list(
+        Contract.objects.for_organization(org_id)
+        .filter(status=Contract.Status.ACTIVE, term_start__lt=end, term_end__gt=start)
+        # contract_active_for: the most recently started contract wins where terms overlap.
+        .order_by("-term_start", "-pk")
+    )
+    contract_case = Case(
+        *(
+            When(
+                Q(reservation_id__isnull=True, day__gte=c.term_start, day__lt=c.term_end),
+                then=Value(c.pk),
+            )
+            for c in contracts
+        ),
+        default=Value(None),
+        output_field=IntegerField(),
+    )
+    queryset = UsageDaily.objects.for_organization(org_id).filter(day__gte=start, day__lt=end)
+    values = ["sku_id", "region_id", "reservation_id", "contract_id"]
+    if granularity == "day":
+        queryset = queryset.annotate(bucket=F("day"))
+    elif granularity in ("week", "month"):
+        queryset = queryset.annotate(bucket=Trunc("day", granularity, output_field=DateField()))
+    elif granularity is not None:
+        raise ValueError("granularity is day, week, month or None.")
+    if granularity is not None:
+        values.insert(0, "bucket")
+    rows = list(
+        queryset.annotate(contract_id=contract_case)
+        .values(*values)
+        .annotate(total=Sum("gpu_hours"))
+        .order_by(*values)
+    )
+
+    rates: dict[tuple[int, int, int | None], Decimal] = {}
+    for rate in ContractRate.objects.filter(contract__in=[c.pk for c in contracts]):
+        rates[(rate.contract_id, rate.sku_id, rate.region_id)] = rate.price_per_gpu_hour
+    currency_of = {c.pk: c.currency for c in contracts}
+    sku_ids = {row["sku_id"] for row in rows}
+    list_price = dict(
+        GpuSku.objects.filter(pk__in=sku_ids).values_list("pk", "list_price_per_gpu_hour")
+    )
+    reservation_ids = {row["reservation_id"] for row in rows if row["reservation_id"]}
+    reservation_rate = {
+        r["pk"]: (r["currency"], r["rate_per_gpu_hour"])
+        for r in Reservation.objects.for_organization(org_id)
+        .filter(pk__in=reservation_ids)
+        .values("pk", "currency", "rate_per_gpu_hour")
+    }
+
+    lines = []
+    for row in rows:
+        sku_id, region_id = row["sku_id"], row["region_id"]
+        reservation_id, contract_id = row["reservation_id"], row["contract_id"]
+        if reservation_id is not None:
+            currency, rate = reservation_rate[reservation_id]
+            source = SOURCE_RESERVATION
+        else:
+            rate = None
+            if contract_id is not None:
+                rate = rates.get((contract_id, sku_id, region_id))
+                if rate is None:
+                    rate = rates.get((contract_id, sku_id, None))
+            if rate is not None:
+                currency, source = currency_of[contract_id], SOURCE_CONTRACT
+            else:
+                contract_id = None
+                currency, rate, source = LIST_CURRENCY, list_price[sku_id], SOURCE_LIST
+        gpu_hours = row["total"]
+        lines.append(
+            CostLine(
+                bucket=row.get("bucket"),
+                sku_id=sku_id,
+                region_id=region_id,
+                reservation_id=reservation_id,
+                contract_id=contract_id,
+                source=source,
+                currency=currency,
+                rate_per_gpu_hour=rate,
+                gpu_hours=gpu_hours,
+                amount=round_money(Fraction(gpu_hours) * Fraction(rate)),
+                billable=reservation_id is None,
+            )
+        )
+    return _merge_same_rate(lines)
+
+
+def _merge_same_rate(lines: list[CostLine]) -> list[CostLine]:
+    """A contract without a rate for a SKU falls back to list price: merge such lines with the
+    list-price lines of the same key so each (bucket, key, rate) appears once, rounded once."""
+    merged: dict[tuple, list[CostLine]] = defaultdict(list)
+    for line in lines:
+        key = (
+            line.bucket,
+            line.sku_id,
+            line.region_id,
+            line.reservation_id,
+            line.contract_id,
+            line.source,
+        )
+        merged[key].append(line)
+    result = []
+    for group in merged.values():
+        first = group[0]
+        if len(group) == 1:
+            result.append(first)
+            continue
+        gpu_hours = sum((line.gpu_hours for line in group), Decimal("0"))
+        result.append(
+            CostLine(
+                **{
+                    **first.__dict__,
+                    "gpu_hours": gpu_hours,
+                    "amount": round_money(Fraction(gpu_hours) * Fraction(first.rate_per_gpu_hour)),
+                }
+            )
+        )
+    return result
+
+
+def usage_cost_total(lines: list[CostLine], *, billable_only: bool = True) -> dict[str, Decimal]:
+    """Sum of line amounts per currency."""
+    totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for line in lines:
+        if line.billable or not billable_only:
+            totals[line.currency] += line.amount
+    return dict(totals)
+
+
+__all__ = ["CostLine", "usage_cost_lines", "usage_cost_total"]

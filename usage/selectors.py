@@ -1,0 +1,272 @@
+"""Reads of metered usage. History, totals and the fleet view read the daily and monthly
+rollups only (never the hourly table); the records list and hourly aggregates read the hourly
+table through its (organization, hour) index.
+
+Windows are half-open [start, end) of UTC dates for rollup reads, of UTC datetimes for hourly
+reads. Daily rollups are UTC calendar days; weeks start on Monday (ISO); months are UTC months.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Literal
+
+from django.db.models import Count, DateField, F, Q, QuerySet, Sum
+from django.db.models.functions import Trunc
+
+from accounts.models import Organization
+from quotas.models import GpuSku, Region, Reservation
+
+from .models import UsageDaily, UsageMonthly, UsageRecord
+
+Granularity = Literal["day", "week", "month"]
+GroupKey = Literal["sku", "region", "reservation"]
+GROUP_KEYS: tuple[GroupKey, ...] = ("sku", "region", "reservation")
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One bucket (or the whole window when ``bucket`` is None) of one group."""
+
+    bucket: date | datetime | None
+    sku_id: int | None
+    region_id: int | None
+    reservation_id: int | None
+    gpu_hours: Decimal
+    record_count: int
+
+
+@dataclass(frozen=True)
+class ReservationUsage:
+    reservation: Reservation
+    reserved_gpu_hours: Decimal  # GPUs x hours of the reservation inside the window
+    used_gpu_hours: Decimal
+    utilization: Decimal | None  # used / reserved, None when nothing was reserved
+
+
+@dataclass(frozen=True)
+class FleetSkuUsage:
+    sku: GpuSku
+    gpu_hours: Decimal
+    organization_count: int
+
+
+def utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
+
+
+def _month_aligned(start: date, end: date) -> bool:
+    return start.day == 1 and end.day == 1
+
+
+def _check_groups(group_by: Iterable[str]) -> tuple[GroupKey, ...]:
+    groups = tuple(group_by)
+    for key in groups:
+        if key not in GROUP_KEYS:
+            raise ValueError(f"group_by takes {', '.join(GROUP_KEYS)}, not {key!r}.")
+    return groups  # type: ignore[return-value]
+
+
+def _rollup_rows(
+    *,
+    organization: Organization | int | None,
+    start: date,
+    end: date,
+    granularity: Granularity | None,
+    group_by: Sequence[GroupKey],
+) -> list[UsageRow]:
+    """Sums over the rollups: the monthly table when the window and the buckets allow it."""
+    use_monthly = _month_aligned(start, end) and granularity in (None, "month")
+    model, field = (UsageMonthly, "month") if use_monthly else (UsageDaily, "day")
+    manager = model.objects
+    queryset = (
+        manager.unscoped_for_staff()
+        if organization is None
+        else manager.for_organization(organization)
+    ).filter(**{f"{field}__gte": start, f"{field}__lt": end})
+    values: list[str] = [f"{key}_id" for key in group_by]
+    if granularity is not None:
+        if granularity == "day" or (granularity == "month" and use_monthly):
+            queryset = queryset.annotate(bucket=F(field))
+        else:
+            queryset = queryset.annotate(bucket=Trunc(field, granularity, output_field=DateField()))
+        values.insert(0, "bucket")
+    rows = (
+        queryset.values(*values)
+        .annotate(total=Sum("gpu_hours"), records=Sum("record_count"))
+        .order_by(*values)
+    )
+    return [
+        UsageRow(
+            bucket=row.get("bucket"),
+            sku_id=row.get("sku_id"),
+            region_id=row.get("region_id"),
+            reservation_id=row.get("reservation_id"),
+            gpu_hours=row["total"] or ZERO,
+            record_count=row["records"] or 0,
+        )
+        for row in rows
+    ]
+
+
+def usage_series(
+    *,
+    organization: Organization | int,
+    start: date,
+    end: date,
+    granularity: Granularity,
+    group_by: Literal["sku", "region"] | None = None,
+) -> list[UsageRow]:
+    """GPU-hours per bucket (UTC day, ISO week starting Monday, or UTC month) over [start, end),
+    optionally split by SKU or by region; buckets without usage are absent."""
+    if granularity not in ("day", "week", "month"):
+        raise ValueError("granularity is day, week or month.")
+    groups = _check_groups(() if group_by is None else (group_by,))
+    return _rollup_rows(
+        organization=organization, start=start, end=end, granularity=granularity, group_by=groups
+    )
+
+
+def usage_totals(
+    *,
+    organization: Organization | int,
+    start: date,
+    end: date,
+    group_by: Sequence[GroupKey] = ("sku", "region"),
+) -> list[UsageRow]:
+    """GPU-hours per group over [start, end) (UTC dates); ``bucket`` is None."""
+    return _rollup_rows(
+        organization=organization,
+        start=start,
+        end=end,
+        granularity=None,
+        group_by=_check_groups(group_by),
+    )
+
+
+def usage_by_reservation(
+    *, organization: Organization | int, start: date, end: date
+) -> list[ReservationUsage]:
+    """Reserved against used GPU-hours for every reservation that overlaps [start, end):
+    reserved = GPUs x the hours of the reservation inside the window."""
+    window_start, window_end = utc_midnight(start), utc_midnight(end)
+    reservations = list(
+        Reservation.objects.for_organization(organization)
+        .filter(starts_at__lt=window_end, ends_at__gt=window_start)
+        .select_related("pool__sku", "pool__region")
+        .order_by("starts_at", "id")
+    )
+    used = {
+        row.reservation_id: row.gpu_hours
+        for row in _rollup_rows(
+            organization=organization,
+            start=start,
+            end=end,
+            granularity=None,
+            group_by=("reservation",),
+        )
+        if row.reservation_id is not None
+    }
+    result = []
+    for reservation in reservations:
+        overlap = min(reservation.ends_at, window_end) - max(reservation.starts_at, window_start)
+        reserved = (
+            Decimal(reservation.gpu_count) * Decimal(int(overlap.total_seconds())) / Decimal(3600)
+        ).quantize(Decimal("0.0001"))
+        used_hours = used.get(reservation.pk, ZERO)
+        utilization = (used_hours / reserved).quantize(Decimal("0.0001")) if reserved else None
+        result.append(
+            ReservationUsage(
+                reservation=reservation,
+                reserved_gpu_hours=reserved,
+                used_gpu_hours=used_hours,
+                utilization=utilization,
+            )
+        )
+    return result
+
+
+def usage_fleet_by_sku(*, start: date, end: date) -> list[FleetSkuUsage]:
+    """Staff: GPU-hours per SKU across every organization over whole UTC months [start, end),
+    from the monthly rollups."""
+    if not _month_aligned(start, end):
+        raise ValueError("The fleet view covers whole months: start and end on the 1st.")
+    rows = (
+        UsageMonthly.objects.unscoped_for_staff()
+        .filter(month__gte=start, month__lt=end)
+        .values("sku_id")
+        .annotate(total=Sum("gpu_hours"), orgs=Count("organization_id", distinct=True))
+        .order_by("sku_id")
+    )
+    totals = {row["sku_id"]: row for row in rows}
+    skus = GpuSku.objects.filter(pk__in=totals).order_by("name")
+    return [
+        FleetSkuUsage(
+            sku=sku,
+            gpu_hours=totals[sku.pk]["total"] or ZERO,
+            organization_count=totals[sku.pk]["orgs"],
+        )
+        for sku in skus
+    ]
+
+
+def usage_record_list(
+    *,
+    organization: Organization | int,
+    sku: GpuSku | int | None = None,
+    region: Region | int | None = None,
+    reservation: Reservation | int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[UsageRecord]:
+    """Hourly records of one organization, filtered, newest hour first (for the API)."""
+    where = Q()
+    if sku is not None:
+        where &= Q(sku=sku)
+    if region is not None:
+        where &= Q(region=region)
+    if reservation is not None:
+        where &= Q(reservation=reservation)
+    if start is not None:
+        where &= Q(hour__gte=start)
+    if end is not None:
+        where &= Q(hour__lt=end)
+    return (
+        UsageRecord.objects.for_organization(organization)
+        .filter(where)
+        .select_related("sku", "region")
+        .order_by("-hour", "-id")
+    )
+
+
+def usage_hourly_rows(
+    *,
+    organization: Organization | int,
+    start: datetime,
+    end: datetime,
+    group_by: Sequence[GroupKey] = (),
+) -> list[UsageRow]:
+    """Per-hour sums from the hourly table (over sources, and over the groups not named)."""
+    values = ["hour", *(f"{key}_id" for key in _check_groups(group_by))]
+    rows = (
+        UsageRecord.objects.for_organization(organization)
+        .filter(hour__gte=start, hour__lt=end)
+        .values(*values)
+        .annotate(total=Sum("gpu_hours"), records=Count("id"))
+        .order_by(*values)
+    )
+    return [
+        UsageRow(
+            bucket=row["hour"],
+            sku_id=row.get("sku_id"),
+            region_id=row.get("region_id"),
+            reservation_id=row.get("reservation_id"),
+            gpu_hours=row["total"],
+            record_count=row["records"],
+        )
+        for row in rows
+    ]
