@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -112,3 +114,167 @@ class ContractRate(models.Model):
     def __str__(self) -> str:
         where = self.region.code if self.region_id else "any region"
         return f"{self.sku} {where}: {self.price_per_gpu_hour}/GPU-h"
+
+
+def contract_document_path(document: ContractDocument, filename: str) -> str:
+    """Stored under a random name: the uploader's file name is kept only as the title."""
+    return f"contracts/{document.organization_id}/{uuid.uuid4().hex}"
+
+
+class ContractDocument(models.Model):
+    """A file of a contract (the signed agreement, an amendment...), kept in the default
+    storage and served only through the document view (never from MEDIA_URL)."""
+
+    class Kind(models.TextChoices):
+        SIGNED_CONTRACT = "signed_contract", "Signed contract"
+        AMENDMENT = "amendment", "Amendment"
+        ORDER_FORM = "order_form", "Order form"
+        OTHER = "other", "Other"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.PROTECT, related_name="documents")
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SIGNED_CONTRACT)
+    file = models.FileField(upload_to=contract_document_path, max_length=300)
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveBigIntegerField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    all_objects = models.Manager()
+    objects = TenantManager()
+
+    class Meta:
+        default_manager_name = "all_objects"
+        ordering = ["-uploaded_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.contract.number})"
+
+
+class Statement(models.Model):
+    """An organization's issued statement for one UTC calendar month: its lines and totals are
+    frozen when it is issued. Usage that arrives later for that month is charged as adjustment
+    lines on the next statement."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(help_text="First day of the UTC calendar month.")
+    currency = models.CharField(max_length=3, default="USD")
+    usage_total = models.DecimalField(max_digits=16, decimal_places=2)
+    reservation_total = models.DecimalField(max_digits=16, decimal_places=2)
+    adjustment_total = models.DecimalField(max_digits=16, decimal_places=2)
+    total = models.DecimalField(max_digits=16, decimal_places=2)
+    issued_at = models.DateTimeField(default=timezone.now)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    all_objects = models.Manager()
+    objects = TenantManager()
+
+    class Meta:
+        default_manager_name = "all_objects"
+        ordering = ["-month"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "month"], name="statement_one_a_month"),
+            models.CheckConstraint(condition=Q(month__day=1), name="statement_month_first_day"),
+            models.CheckConstraint(
+                condition=Q(
+                    total=F("usage_total") + F("reservation_total") + F("adjustment_total")
+                ),
+                name="statement_total_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} {self.month:%Y-%m}"
+
+
+class StatementLine(models.Model):
+    """One charged (or covered) figure of an issued statement."""
+
+    class Kind(models.TextChoices):
+        USAGE = "usage", "On-demand usage"
+        COVERED = "covered", "Usage covered by a reservation"
+        RESERVATION = "reservation", "Reservation"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # What the figure is about: the statement's month, or an earlier month for an adjustment.
+    period = models.DateField()
+    # For adjustments: the kind of the line it corrects.
+    adjusts = models.CharField(max_length=16, choices=Kind.choices, blank=True)
+    sku = models.ForeignKey("quotas.GpuSku", on_delete=models.PROTECT, related_name="+")
+    region = models.ForeignKey("quotas.Region", on_delete=models.PROTECT, related_name="+")
+    reservation = models.ForeignKey(
+        "quotas.Reservation", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    gpu_hours = models.DecimalField(max_digits=18, decimal_places=6)
+    rate_per_gpu_hour = models.DecimalField(max_digits=10, decimal_places=4)
+    price_source = models.CharField(max_length=16)
+    contract = models.ForeignKey(
+        Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    amount = models.DecimalField(max_digits=16, decimal_places=2)
+
+    all_objects = models.Manager()
+    objects = TenantManager()
+
+    class Meta:
+        default_manager_name = "all_objects"
+        ordering = ["statement_id", "id"]
+        indexes = [models.Index(fields=["organization", "period"], name="statement_line_period")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["usage", "covered", "reservation", "adjustment"]),
+                name="statement_line_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.period:%Y-%m} {self.amount}"
+
+
+class SpendAlertState(models.Model):
+    """Whether one spend alert of a contract has fired: it fires once when its figure crosses
+    the threshold and re-arms when the figure falls back below it. A new contract (period) has
+    its own states."""
+
+    class Kind(models.TextChoices):
+        CONSUMED_50 = "consumed_50", "50% of committed spend consumed"
+        CONSUMED_80 = "consumed_80", "80% of committed spend consumed"
+        CONSUMED_100 = "consumed_100", "100% of committed spend consumed"
+        FORECAST_UNDERUSE = "forecast_underuse", "Forecast under-use at term end"
+
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="alert_states")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    fired = models.BooleanField(default=False)
+    fire_count = models.PositiveIntegerField(default=0)
+    last_value = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    rearmed_at = models.DateTimeField(null=True, blank=True)
+
+    all_objects = models.Manager()
+    objects = TenantManager()
+
+    class Meta:
+        default_manager_name = "all_objects"
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "kind"], name="spend_alert_state_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} {self.kind}: {'fired' if self.fired else 'armed'}"

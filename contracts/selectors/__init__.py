@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from quotas.models import GpuSku, Region
 
-from .models import Contract, ContractRate
+from ..models import Contract, ContractRate
 
 
 def _utc_date(at: datetime | date) -> date:
@@ -50,15 +50,20 @@ def contract_rate_for(
     )
 
 
-def contract_consumed_spend(*, contract: Contract) -> Decimal:
-    """What the organization has spent against the contract so far.
+def contract_consumed_spend(*, contract: Contract, now: datetime | None = None) -> Decimal:
+    """What the organization has spent against the contract so far: the statement figures
+    (reservation charges and usage, ``contracts.charges``) of the contract's term up to now.
 
-    Zero until usage is metered (the usage app brings usage records and their rollups): this is
-    the one function to change then, every other figure derives from it.
+    A draft contract has consumed nothing; a contract's term ends consumption at its end.
     """
-    return Decimal("0.00")
+    from .spend import contract_spend_lines
+
+    return sum(
+        (line.amount for line in contract_spend_lines(contract=contract, now=now)),
+        Decimal("0.00"),
+    )
 
 
-def contract_remaining_commitment(*, contract: Contract) -> Decimal:
+def contract_remaining_commitment(*, contract: Contract, now: datetime | None = None) -> Decimal:
     """Committed spend not yet consumed; negative once the organization spends beyond it."""
-    return contract.committed_spend - contract_consumed_spend(contract=contract)
+    return contract.committed_spend - contract_consumed_spend(contract=contract, now=now)

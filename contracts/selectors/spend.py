@@ -1,0 +1,167 @@
+"""Spend against a contract: consumed to date, by month, and the burn-down forecast."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from django.utils import timezone
+
+from quotas.pricing import round_money
+
+from ..charges import ChargeLine, charge_lines, month_start, next_month, utc_midnight
+from ..models import Contract
+
+RUN_RATE_DAYS = 30
+ZERO = Decimal("0.00")
+
+
+def contract_spend_lines(*, contract: Contract, now: datetime | None = None) -> list[ChargeLine]:
+    """The organization's charges inside the contract's term, up to ``now``: what burns the
+    commitment down (take-or-pay: all spend in the term counts, whatever priced it)."""
+    if contract.status == Contract.Status.DRAFT:
+        return []
+    now = now or timezone.now()
+    end = min(now, utc_midnight(contract.term_end))
+    return charge_lines(
+        organization=contract.organization, start=utc_midnight(contract.term_start), end=end
+    )
+
+
+@dataclass(frozen=True)
+class BurnDownMonth:
+    month: date
+    committed: Decimal
+    consumed: Decimal | None  # cumulative to the month's end (to now for this month); None: future
+    forecast: Decimal | None  # cumulative forecast at the month's end; None: past months
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "month": self.month.strftime("%Y-%m"),
+            "committed": str(self.committed),
+            "consumed": None if self.consumed is None else str(self.consumed),
+            "forecast": None if self.forecast is None else str(self.forecast),
+        }
+
+
+@dataclass(frozen=True)
+class BurnDown:
+    """Committed vs consumed by month, a forecast from the trailing run rate to the term's end
+    and what it projects: under-use (committed minus forecast, when positive) or overage."""
+
+    contract_id: int
+    currency: str
+    committed: Decimal
+    consumed: Decimal
+    remaining: Decimal
+    consumed_percent: Decimal
+    run_rate_days: int
+    run_rate_per_day: Decimal  # shown rounded to the cent; the forecast uses the exact figure
+    forecast_at_term_end: Decimal
+    projected_underuse: Decimal  # > 0: under-use at term end; < 0: overage
+    as_of: datetime
+    months: list[BurnDownMonth]
+
+    @property
+    def projected_overage(self) -> Decimal:
+        return -self.projected_underuse if self.projected_underuse < 0 else ZERO
+
+    @property
+    def summary(self) -> str:
+        if self.projected_underuse > 0:
+            return (
+                f"At the current run rate, {self.projected_underuse:,} {self.currency} of the "
+                f"commitment will be left unused at the end of the term."
+            )
+        if self.projected_underuse < 0:
+            return (
+                f"At the current run rate, spending will pass the commitment by "
+                f"{self.projected_overage:,} {self.currency} by the end of the term."
+            )
+        return "At the current run rate, spending will meet the commitment exactly."
+
+    def as_dict(self) -> dict:
+        return {
+            "currency": self.currency,
+            "committed": str(self.committed),
+            "consumed": str(self.consumed),
+            "remaining": str(self.remaining),
+            "consumed_percent": str(self.consumed_percent),
+            "run_rate_days": self.run_rate_days,
+            "run_rate_per_day": str(self.run_rate_per_day),
+            "forecast_at_term_end": str(self.forecast_at_term_end),
+            "projected_underuse": str(self.projected_underuse),
+            "as_of": self.as_of.isoformat(),
+            "months": [month.as_dict() for month in self.months],
+        }
+
+
+def contract_burn_down(*, contract: Contract, now: datetime | None = None) -> BurnDown:
+    """The burn-down of ``contract`` as of ``now``. A constant number of queries.
+
+    Run rate: the charges of the last 30 whole UTC days inside the term (fewer when the term
+    began less than 30 days ago), per day. Forecast at a month's end: consumed to now plus the
+    run rate times the time from now to that month's end (or the term's end), rounded once.
+    """
+    now = now or timezone.now()
+    term_start_at, term_end_at = utc_midnight(contract.term_start), utc_midnight(contract.term_end)
+    lines = contract_spend_lines(contract=contract, now=now)
+    by_month: dict[date, Decimal] = defaultdict(lambda: ZERO)
+    for line in lines:
+        by_month[line.period] += line.amount
+    consumed = sum(by_month.values(), ZERO)
+
+    # Trailing run rate over whole days, inside the term and before now.
+    today_at = utc_midnight(now.date())
+    rate_end = min(today_at, term_end_at)
+    rate_start = max(rate_end - timedelta(days=RUN_RATE_DAYS), term_start_at)
+    days = max((rate_end - rate_start).days, 0)
+    if days and contract.status != Contract.Status.DRAFT:
+        window = charge_lines(organization=contract.organization, start=rate_start, end=rate_end)
+        per_day = Fraction(sum((line.amount for line in window), ZERO)) / days
+    else:
+        per_day = Fraction(0)
+
+    def forecast_at(instant: datetime) -> Decimal:
+        ahead = max(instant - max(now, term_start_at), timedelta(0))
+        return consumed + round_money(per_day * Fraction(ahead.total_seconds()) / 86_400)
+
+    forecast_end = forecast_at(term_end_at) if now < term_end_at else consumed
+    months: list[BurnDownMonth] = []
+    cumulative = ZERO
+    month = month_start(contract.term_start)
+    while month < contract.term_end:
+        month_end_at = min(utc_midnight(next_month(month)), term_end_at)
+        started = utc_midnight(month) <= now
+        if started:
+            cumulative += by_month.get(month, ZERO)
+        months.append(
+            BurnDownMonth(
+                month=month,
+                committed=contract.committed_spend,
+                consumed=cumulative if started else None,
+                forecast=forecast_at(month_end_at) if month_end_at > now else None,
+            )
+        )
+        month = next_month(month)
+
+    committed = contract.committed_spend
+    return BurnDown(
+        contract_id=contract.pk,
+        currency=contract.currency,
+        committed=committed,
+        consumed=consumed,
+        remaining=committed - consumed,
+        consumed_percent=(
+            (consumed * 100 / committed).quantize(Decimal("0.1")) if committed else Decimal("0")
+        ),
+        run_rate_days=days,
+        run_rate_per_day=round_money(per_day),
+        forecast_at_term_end=forecast_end,
+        projected_underuse=committed - forecast_end,
+        as_of=now,
+        months=months,
+    )

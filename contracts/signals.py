@@ -1,0 +1,8 @@
+"""Signals other apps may listen to (webhook delivery subscribes here when it arrives)."""
+
+from django.dispatch import Signal
+
+# Sent after the transaction that fired a spend alert commits, with ``organization``,
+# ``event`` ("contract.spend_threshold" or "contract.underuse_forecast") and ``payload``
+# (a JSON-ready dict: contract id and number, the alert, its figures).
+spend_alert_fired = Signal()
