@@ -42,6 +42,7 @@ STAFF_CAPABILITIES: dict[str, frozenset[str]] = {
     "requests.policy": frozenset({StaffRole.ACCOUNT_MANAGER}),  # auto-approval too
     "usage.view": frozenset({StaffRole.ACCOUNT_MANAGER, StaffRole.CAPACITY_PLANNER}),
     "billing.view": frozenset({StaffRole.ACCOUNT_MANAGER}),
+    "contracts.manage": frozenset({StaffRole.ACCOUNT_MANAGER}),  # documents, statements
     "org.policy": frozenset({StaffRole.ACCOUNT_MANAGER}),  # auto-approval policy
 }
 
