@@ -41,6 +41,8 @@ class UsageRecord(models.Model):
 
     The natural key (organization, sku, region, reservation or none, hour, source) is unique
     with NULLS NOT DISTINCT: a record sent again replaces the one before, it never adds to it.
+    The nullable reservation comes last in the index, so the ingest's pre-image lookup (which
+    compares it with IS NOT DISTINCT FROM) still narrows on every other column.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
@@ -65,7 +67,7 @@ class UsageRecord(models.Model):
         ordering = ["hour", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "sku", "region", "reservation", "hour", "source"],
+                fields=["organization", "sku", "region", "hour", "source", "reservation"],
                 name="usage_record_natural_key",
                 nulls_distinct=False,
             ),
@@ -119,7 +121,7 @@ class UsageDaily(UsageRollup):
         ordering = ["day", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "sku", "region", "reservation", "day"],
+                fields=["organization", "sku", "region", "day", "reservation"],
                 name="usage_daily_key",
                 nulls_distinct=False,
             ),
@@ -140,7 +142,7 @@ class UsageMonthly(UsageRollup):
         ordering = ["month", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "sku", "region", "reservation", "month"],
+                fields=["organization", "sku", "region", "month", "reservation"],
                 name="usage_monthly_key",
                 nulls_distinct=False,
             ),

@@ -1,0 +1,460 @@
+"""Writes of metered usage: the batch ingest (and the rollup rebuild).
+
+``usage_ingest`` validates a batch row by row while it streams into a TEMP staging table with
+COPY; a bad row anywhere rejects the whole batch (nothing is written). Then, under one
+transaction-scoped advisory lock per organization, ONE statement upserts the records and moves
+the daily and monthly rollups by the difference from the rows it replaced. A key repeated
+inside a batch: the last one wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, BinaryIO
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from portal.errors import DomainError
+from quotas.models import GpuSku, Region
+
+from .models import GPU_HOURS_DECIMALS
+from .parsers import BatchFormatError, format_for, read_rows
+
+MAX_ERRORS = 100
+DEFAULT_SOURCE = "metering"
+SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
+MAX_GPU_HOURS = Decimal("99999999.9999")  # numeric(12, 4)
+ADVISORY_NAMESPACE = 0x75736167  # "usag": the ingest's advisory locks, one per organization
+FIELDS = ("organization", "sku", "region", "hour", "gpu_hours")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int  # rows in the batch
+    inserted: int  # keys that were new
+    replaced: int  # keys whose GPU-hours or utilization changed
+    unchanged: int  # keys sent again with the same figures
+    duplicates: int = 0  # rows superseded by a later row with the same key in the batch
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "inserted": self.inserted,
+            "replaced": self.replaced,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+        }
+
+
+class UsageBatchRejected(DomainError):
+    """At least one row is invalid: nothing of the batch was written."""
+
+    status_code = 422
+    code = "usage_batch_rejected"
+
+    def __init__(self, *, errors: list[dict[str, Any]], error_count: int, received: int) -> None:
+        first = errors[0]
+        where = f"row {first['row']}" + (f" (line {first['line']})" if first.get("line") else "")
+        super().__init__(
+            f"The batch was rejected, nothing was written: {error_count} error(s); first at "
+            f"{where}, {first['field'] or 'body'}: {first['message']}",
+            errors=errors,
+            error_count=error_count,
+            received=received,
+        )
+        self.errors = errors
+        self.error_count = error_count
+
+
+@dataclass
+class _Errors:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, row: int | None, line: int | None, name: str | None, message: str) -> None:
+        self.count += 1
+        if len(self.items) < MAX_ERRORS:
+            self.items.append({"row": row, "line": line, "field": name, "message": message})
+
+
+class _Catalog:
+    """Codes, slugs and ids resolved once per batch."""
+
+    def __init__(self) -> None:
+        # Loaded up front: the connection is busy with COPY while rows are validated.
+        self.skus = dict(GpuSku.objects.values_list("code", "pk"))
+        self.regions = dict(Region.objects.values_list("code", "pk"))
+        by_slug = dict(Organization.objects.values_list("slug", "pk"))
+        self.organizations: dict[str, int] = {**by_slug, **{str(pk): pk for pk in by_slug.values()}}
+        self.hours: dict[str, str | None] = {}
+
+    def organization_id(self, value: Any) -> int | None:
+        return self.organizations.get(str(value).strip())
+
+    def hour(self, value: Any) -> str | None:
+        """The UTC hour as COPY text, or None when the value is not the start of an hour."""
+        key = str(value)
+        if key not in self.hours:
+            self.hours[key] = _parse_hour(key)
+        return self.hours[key]
+
+
+def _parse_hour(text: str) -> str | None:
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if at.tzinfo is None or at.minute or at.second or at.microsecond:
+        return None
+    return at.astimezone(UTC).isoformat()
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):  # NDJSON/JSON numbers arrive as Decimal; a float is a client bug
+        value = repr(value)
+    try:
+        number = Decimal(value if isinstance(value, Decimal | int) else str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _places(number: Decimal) -> int:
+    exponent = number.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _copy_row(
+    row: int,
+    line: int | None,
+    fields: Mapping[str, Any],
+    catalog: _Catalog,
+    errors: _Errors,
+    default_source: str,
+) -> str | None:
+    """Validate one record; the staging line (COPY text) when it is valid, else None."""
+    before = errors.count
+    for name in FIELDS:
+        if fields.get(name) in (None, ""):
+            errors.add(row, line, name, "This field is required.")
+    if errors.count != before:
+        return None
+
+    organization_id = catalog.organization_id(fields["organization"])
+    if organization_id is None:
+        errors.add(row, line, "organization", f"No organization {fields['organization']!r}.")
+    sku_id = catalog.skus.get(str(fields["sku"]).strip())
+    if sku_id is None:
+        errors.add(row, line, "sku", f"No GPU type with code {fields['sku']!r}.")
+    region_id = catalog.regions.get(str(fields["region"]).strip())
+    if region_id is None:
+        errors.add(row, line, "region", f"No region with code {fields['region']!r}.")
+    hour = catalog.hour(fields["hour"])
+    if hour is None:
+        errors.add(
+            row,
+            line,
+            "hour",
+            "Give the start of an hour with its UTC offset, e.g. 2026-01-31T13:00:00Z.",
+        )
+
+    gpu_hours = _decimal(fields["gpu_hours"])
+    if gpu_hours is None:
+        errors.add(row, line, "gpu_hours", "Give a decimal number.")
+    elif gpu_hours < 0:
+        errors.add(row, line, "gpu_hours", "GPU-hours cannot be negative.")
+    elif _places(gpu_hours) > GPU_HOURS_DECIMALS:
+        errors.add(row, line, "gpu_hours", f"At most {GPU_HOURS_DECIMALS} decimal places.")
+    elif gpu_hours > MAX_GPU_HOURS:
+        errors.add(row, line, "gpu_hours", f"At most {MAX_GPU_HOURS} in one record.")
+
+    utilization = fields.get("mean_utilization")
+    if utilization in (None, ""):
+        utilization_text = "\\N"
+    else:
+        number = _decimal(utilization)
+        if number is None or not (0 <= number <= 1) or _places(number) > 4:
+            errors.add(
+                row, line, "mean_utilization", "Give a number from 0 to 1, at most 4 decimals."
+            )
+        utilization_text = str(number)
+
+    reservation = fields.get("reservation")
+    if reservation in (None, ""):
+        reservation_text = "\\N"
+    else:
+        reservation_text = str(reservation).strip()
+        if isinstance(reservation, bool) or not reservation_text.isdigit():
+            errors.add(row, line, "reservation", "Give a reservation id (an integer).")
+
+    source = fields.get("source") or default_source
+    if not isinstance(source, str) or not SOURCE_PATTERN.match(source):
+        errors.add(row, line, "source", "Letters, digits and . _ : - only, at most 32 characters.")
+
+    if errors.count != before:
+        return None
+    return (
+        f"{row}\t{line if line is not None else chr(92) + 'N'}\t{organization_id}\t{sku_id}\t"
+        f"{region_id}\t{reservation_text}\t{hour}\t{source}\t{gpu_hours}\t{utilization_text}\n"
+    )
+
+
+STAGING_DDL = """
+CREATE TEMP TABLE usage_ingest_staging (
+    row_no integer NOT NULL,
+    line_no integer,
+    organization_id bigint NOT NULL,
+    sku_id bigint NOT NULL,
+    region_id bigint NOT NULL,
+    reservation_id bigint,
+    hour timestamptz NOT NULL,
+    source varchar(32) NOT NULL,
+    gpu_hours numeric(12, 4) NOT NULL,
+    mean_utilization numeric(5, 4)
+) ON COMMIT DROP
+"""
+
+COPY_SQL = (
+    "COPY usage_ingest_staging (row_no, line_no, organization_id, sku_id, region_id, "
+    "reservation_id, hour, source, gpu_hours, mean_utilization) FROM STDIN"
+)
+
+# A reservation named by a record must be that organization's, of that SKU and region, and
+# cover the hour.
+RESERVATION_CHECK_SQL = """
+SELECT s.row_no, s.line_no, s.reservation_id,
+       CASE WHEN r.id IS NULL OR r.organization_id <> s.organization_id
+            THEN 'No reservation ' || s.reservation_id || ' in this organization.'
+            WHEN p.sku_id <> s.sku_id OR p.region_id <> s.region_id
+            THEN 'Reservation ' || s.reservation_id || ' is for another GPU type or region.'
+            ELSE 'Reservation ' || s.reservation_id || ' does not cover this hour.'
+       END,
+       count(*) OVER ()
+FROM usage_ingest_staging s
+LEFT JOIN quotas_reservation r ON r.id = s.reservation_id
+LEFT JOIN quotas_capacitypool p ON p.id = r.pool_id
+WHERE s.reservation_id IS NOT NULL
+  AND (r.id IS NULL OR r.organization_id <> s.organization_id
+       OR p.sku_id <> s.sku_id OR p.region_id <> s.region_id
+       OR s.hour < r.starts_at OR s.hour >= r.ends_at)
+ORDER BY s.row_no
+LIMIT %s
+"""
+
+LOCK_SQL = """
+SELECT pg_advisory_xact_lock(%s, organization_id::integer)
+FROM (SELECT DISTINCT organization_id FROM usage_ingest_staging ORDER BY 1) AS orgs
+"""
+
+# One statement: dedupe the batch (last row wins), read the pre-image, upsert what changed and
+# move the rollups by the difference. Rollup keys that exist are updated (a difference can be
+# negative); new keys are inserted (their difference is never negative: a replaced record
+# implies its rollup rows exist).
+UPSERT_SQL = """
+WITH src AS (
+    SELECT DISTINCT ON (organization_id, sku_id, region_id, hour, source, reservation_id)
+           organization_id, sku_id, region_id, reservation_id, hour, source, gpu_hours,
+           mean_utilization
+    FROM usage_ingest_staging
+    ORDER BY organization_id, sku_id, region_id, hour, source, reservation_id, row_no DESC
+),
+pre AS (
+    SELECT s.*, u.gpu_hours AS old_gpu_hours, (u.id IS NOT NULL) AS existed,
+           (u.id IS NOT NULL AND u.gpu_hours = s.gpu_hours
+            AND u.mean_utilization IS NOT DISTINCT FROM s.mean_utilization) AS same
+    FROM src s
+    LEFT JOIN usage_usagerecord u
+      ON u.organization_id = s.organization_id AND u.sku_id = s.sku_id
+     AND u.region_id = s.region_id AND u.hour = s.hour AND u.source = s.source
+     AND u.reservation_id IS NOT DISTINCT FROM s.reservation_id
+),
+upserted AS (
+    INSERT INTO usage_usagerecord (organization_id, sku_id, region_id, reservation_id, hour,
+                                   source, gpu_hours, mean_utilization, received_at)
+    SELECT organization_id, sku_id, region_id, reservation_id, hour, source, gpu_hours,
+           mean_utilization, %(now)s
+    FROM pre WHERE NOT same
+    ON CONFLICT ON CONSTRAINT usage_record_natural_key DO UPDATE
+       SET gpu_hours = EXCLUDED.gpu_hours, mean_utilization = EXCLUDED.mean_utilization,
+           received_at = EXCLUDED.received_at
+    RETURNING 1
+),
+delta_day AS (
+    SELECT organization_id, sku_id, region_id, reservation_id,
+           (hour AT TIME ZONE 'UTC')::date AS day,
+           sum(gpu_hours - coalesce(old_gpu_hours, 0)) AS gpu_hours,
+           count(*) FILTER (WHERE NOT existed) AS records
+    FROM pre WHERE NOT same
+    GROUP BY 1, 2, 3, 4, 5
+),
+delta_month AS (
+    SELECT organization_id, sku_id, region_id, reservation_id,
+           date_trunc('month', day)::date AS month,
+           sum(gpu_hours) AS gpu_hours, sum(records) AS records
+    FROM delta_day GROUP BY 1, 2, 3, 4, 5
+),
+day_updated AS (
+    UPDATE usage_usagedaily r
+       SET gpu_hours = r.gpu_hours + d.gpu_hours, record_count = r.record_count + d.records
+      FROM delta_day d
+     WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
+       AND r.region_id = d.region_id AND r.day = d.day
+       AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id
+    RETURNING r.organization_id, r.sku_id, r.region_id, r.day, r.reservation_id
+),
+day_inserted AS (
+    INSERT INTO usage_usagedaily (organization_id, sku_id, region_id, reservation_id, day,
+                                  gpu_hours, record_count)
+    SELECT d.organization_id, d.sku_id, d.region_id, d.reservation_id, d.day, d.gpu_hours,
+           d.records
+    FROM delta_day d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM usage_usagedaily r
+         WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
+           AND r.region_id = d.region_id AND r.day = d.day
+           AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id)
+    RETURNING 1
+),
+month_updated AS (
+    UPDATE usage_usagemonthly r
+       SET gpu_hours = r.gpu_hours + d.gpu_hours, record_count = r.record_count + d.records
+      FROM delta_month d
+     WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
+       AND r.region_id = d.region_id AND r.month = d.month
+       AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id
+    RETURNING 1
+),
+month_inserted AS (
+    INSERT INTO usage_usagemonthly (organization_id, sku_id, region_id, reservation_id, month,
+                                    gpu_hours, record_count)
+    SELECT d.organization_id, d.sku_id, d.region_id, d.reservation_id, d.month, d.gpu_hours,
+           d.records
+    FROM delta_month d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM usage_usagemonthly r
+         WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
+           AND r.region_id = d.region_id AND r.month = d.month
+           AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id)
+    RETURNING 1
+)
+SELECT count(*) FILTER (WHERE NOT existed),
+       count(*) FILTER (WHERE existed AND NOT same),
+       count(*) FILTER (WHERE same),
+       (SELECT count(*) FROM upserted),
+       (SELECT count(*) FROM day_updated) + (SELECT count(*) FROM day_inserted)
+       + (SELECT count(*) FROM month_updated) + (SELECT count(*) FROM month_inserted)
+FROM pre
+"""
+
+COPY_BUFFER = 256 * 1024
+
+
+def usage_ingest(
+    *, stream: BinaryIO, content_type: str, source_label: str | None = None
+) -> IngestResult:
+    """Validate and store a batch of hourly usage records (JSON array, NDJSON or CSV).
+
+    Fields of a record: ``organization`` (slug or id), ``sku`` (code), ``region`` (code),
+    ``hour`` (ISO 8601 with offset, on the hour), ``gpu_hours`` (>= 0, at most 4 decimals),
+    optional ``reservation`` (id), ``mean_utilization`` (0..1) and ``source`` (defaults to
+    ``source_label``, else "metering"). Raises ``UsageBatchRejected`` (nothing written) when any
+    row is invalid, ``DomainError`` when the body is not a batch.
+    """
+    fmt = format_for(content_type)
+    if fmt is None:
+        raise DomainError(
+            "Send application/json (an array), application/x-ndjson or text/csv.",
+            field="content_type",
+        )
+    default_source = source_label or DEFAULT_SOURCE
+    if not SOURCE_PATTERN.match(default_source):
+        raise DomainError("Letters, digits and . _ : - only, at most 32.", field="source")
+    catalog = _Catalog()
+    errors = _Errors()
+    received = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(STAGING_DDL)
+        try:
+            with cursor.copy(COPY_SQL) as copy:
+                buffer: list[str] = []
+                size = 0
+                for row, line, fields in read_rows(stream, fmt):
+                    received = row
+                    text = _copy_row(row, line, fields, catalog, errors, default_source)
+                    if text is None or errors.count:
+                        continue  # after the first error, only validate (count the rest)
+                    buffer.append(text)
+                    size += len(text)
+                    if size >= COPY_BUFFER:
+                        copy.write("".join(buffer))
+                        buffer.clear()
+                        size = 0
+                if buffer and not errors.count:
+                    copy.write("".join(buffer))
+        except BatchFormatError as exc:
+            transaction.set_rollback(True)
+            raise DomainError(exc.message, field="body", line=exc.line, row=received) from None
+        if errors.count:
+            transaction.set_rollback(True)
+            raise UsageBatchRejected(
+                errors=errors.items, error_count=errors.count, received=received
+            )
+        cursor.execute(RESERVATION_CHECK_SQL, [MAX_ERRORS])
+        bad = cursor.fetchall()
+        if bad:
+            for row, line, _reservation, message, _total in bad:
+                errors.add(row, line, "reservation", message)
+            transaction.set_rollback(True)
+            raise UsageBatchRejected(errors=errors.items, error_count=bad[0][4], received=received)
+        cursor.execute(LOCK_SQL, [ADVISORY_NAMESPACE])
+        cursor.execute(UPSERT_SQL, {"now": timezone.now()})
+        inserted, replaced, unchanged, _written, _rollups = cursor.fetchone()
+    return IngestResult(
+        received=received,
+        inserted=inserted,
+        replaced=replaced,
+        unchanged=unchanged,
+        duplicates=received - inserted - replaced - unchanged,
+    )
+
+
+REBUILD_SQL = [
+    "LOCK TABLE usage_usagerecord IN SHARE MODE",
+    "DELETE FROM usage_usagedaily",
+    "DELETE FROM usage_usagemonthly",
+    """
+    INSERT INTO usage_usagedaily (organization_id, sku_id, region_id, reservation_id, day,
+                                  gpu_hours, record_count)
+    SELECT organization_id, sku_id, region_id, reservation_id, (hour AT TIME ZONE 'UTC')::date,
+           sum(gpu_hours), count(*)
+    FROM usage_usagerecord GROUP BY 1, 2, 3, 4, 5
+    """,
+    """
+    INSERT INTO usage_usagemonthly (organization_id, sku_id, region_id, reservation_id, month,
+                                    gpu_hours, record_count)
+    SELECT organization_id, sku_id, region_id, reservation_id, date_trunc('month', day)::date,
+           sum(gpu_hours), sum(record_count)
+    FROM usage_usagedaily GROUP BY 1, 2, 3, 4, 5
+    """,
+]
+
+
+def usage_rollups_rebuild() -> dict[str, int]:
+    """Recompute every daily and monthly rollup from the hourly records (blocks ingest while
+    it runs; readers keep reading the old rollups until it commits)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in REBUILD_SQL:
+            cursor.execute(statement)
+        cursor.execute("SELECT count(*) FROM usage_usagedaily")
+        days = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM usage_usagemonthly")
+        months = cursor.fetchone()[0]
+    return {"daily": days, "monthly": months}
