@@ -25,6 +25,7 @@ from portal.api.base import (
     StaffGenericViewSet,
 )
 from portal.api.etags import check_if_match, etag_for
+from portal.api.filters import UtcIsoDateTimeFilter
 from portal.api.schema import IF_MATCH_PARAMETER
 
 from . import apikeys, selectors, services
@@ -382,10 +383,10 @@ class AuditEventFilter(django_filters.FilterSet):
     actor_email = django_filters.CharFilter(lookup_expr="icontains")
     target_type = django_filters.CharFilter(help_text="e.g. `accounts.Membership`.")
     target_id = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(
+    since = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="From this instant (inclusive)."
     )
-    until = django_filters.IsoDateTimeFilter(
+    until = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="Before this instant (exclusive)."
     )
 
@@ -571,6 +572,7 @@ class StaffOrganizationViewSet(
 
     serializer_class = StaffOrganizationSerializer
     lookup_field = "slug"
+    lookup_value_regex = r"[-a-zA-Z0-9_]+"
     filterset_fields = ["status"]
     ordering_fields = ["name", "slug", "created_at"]
     ordering = ["name"]

@@ -171,7 +171,8 @@ class OrganizationAPIView(OrganizationAPIMixin, APIView):
 
 
 class OrganizationGenericViewSet(OrganizationAPIMixin, viewsets.GenericViewSet):
-    pass
+    # Ids are integers: anything else does not match the route (404), never reaches the ORM.
+    lookup_value_regex = r"[0-9]+"
 
 
 class StaffAPIMixin(PortalAPIMixin):
@@ -194,4 +195,4 @@ class StaffAPIMixin(PortalAPIMixin):
 
 
 class StaffGenericViewSet(StaffAPIMixin, viewsets.GenericViewSet):
-    pass
+    lookup_value_regex = r"[0-9]+"

@@ -1,4 +1,5 @@
-"""Filter backends: django-filter, and an ordering that always ends with the primary key.
+"""Filter backends and filters: django-filter, an ordering that always ends with the primary
+key, and instants normalised to UTC.
 
 Without a unique last key, rows with equal sort values may swap between two page queries and
 a client paging through a list would miss or repeat rows.
@@ -6,6 +7,11 @@ a client paging through a list would miss or repeat rows.
 
 from __future__ import annotations
 
+from datetime import UTC
+
+import django_filters
+import django_filters.fields
+from django.core.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 
 
@@ -27,3 +33,25 @@ class StableOrderingFilter(OrderingFilter):
         # Applied even when the view declares no ordering fields: the pk tie-break matters.
         ordering = self.get_ordering(request, queryset, view)
         return queryset.order_by(*ordering)
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 instant, converted to UTC.
+
+    PostgreSQL accepts offsets up to ±15:59 only; Python up to ±23:59. Converting first keeps
+    a valid instant from failing in the database, and an instant that does not fit once in UTC
+    (year 9999 with a negative offset) is a validation error, not a server error.
+    """
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("This date is out of range.", code="overflow") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from rest_framework import serializers
 
 from quotas.models import CapacityPool, GpuSku, Region
@@ -41,3 +43,18 @@ def pool_for(*, sku: GpuSku, region: Region) -> CapacityPool:
             {"region": [f"{sku.name} is not offered in {region.code}."]}
         )
     return pool
+
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+class InstantField(serializers.DateTimeField):
+    """An instant in ISO 8601, stored in UTC, within [2000, 2200): windows far outside are a
+    typing mistake, and would overflow the date arithmetic of availability and pricing."""
+
+    def to_internal_value(self, value):
+        instant = super().to_internal_value(value)
+        if not EARLIEST <= instant < LATEST:
+            raise serializers.ValidationError("Give a time between the years 2000 and 2199.")
+        return instant

@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from portal.api.base import OrganizationAPIView, OrganizationGenericViewSet
 from portal.api.etags import check_if_match, etag_for
+from portal.api.filters import UtcIsoDateTimeFilter
 from portal.api.schema import IF_MATCH_PARAMETER
 from quotas import services
 from quotas.models import (
@@ -43,7 +44,7 @@ from quotas.selectors import quotas as quota_selectors
 from quotas.selectors import requests as request_selectors
 from quotas.workflow import RequestState, ReservationState
 
-from .fields import PoolRefSerializer, RegionCodeField, SkuCodeField, pool_for
+from .fields import InstantField, PoolRefSerializer, RegionCodeField, SkuCodeField, pool_for
 
 EARLIEST_START_HORIZON = timedelta(days=365)
 
@@ -179,8 +180,8 @@ class CapacityRequestCreateSerializer(serializers.Serializer):
     sku = SkuCodeField()
     region = RegionCodeField()
     gpu_count = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    starts_at = serializers.DateTimeField(required=False, allow_null=True)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = InstantField(required=False, allow_null=True)
+    ends_at = InstantField(required=False, allow_null=True)
     on_demand_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     justification = serializers.CharField(required=False, allow_blank=True, default="")
     alternative_skus = SkuCodeField(many=True, required=False)
@@ -195,8 +196,8 @@ class CapacityRequestUpdateSerializer(serializers.Serializer):
     sku = SkuCodeField(required=False)
     region = RegionCodeField(required=False)
     gpu_count = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    starts_at = serializers.DateTimeField(required=False, allow_null=True)
-    ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    starts_at = InstantField(required=False, allow_null=True)
+    ends_at = InstantField(required=False, allow_null=True)
     on_demand_limit = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     justification = serializers.CharField(required=False, allow_blank=True)
     alternative_skus = SkuCodeField(many=True, required=False)
@@ -254,7 +255,7 @@ class ReservationSerializer(serializers.ModelSerializer):
 
 
 class ReservationExtendSerializer(serializers.Serializer):
-    ends_at = serializers.DateTimeField(help_text="The new end (after the current end).")
+    ends_at = InstantField(help_text="The new end (after the current end).")
     justification = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -306,10 +307,10 @@ class RequestFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=CapacityRequest.Kind.choices)
     sku = django_filters.CharFilter(field_name="sku__code")
     region = django_filters.CharFilter(field_name="region__code")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    starts_after = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    starts_after = UtcIsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
+    starts_before = UtcIsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
 
     class Meta:
         model = CapacityRequest
@@ -320,9 +321,9 @@ class ReservationFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=ReservationState.choices)
     sku = django_filters.CharFilter(field_name="pool__sku__code")
     region = django_filters.CharFilter(field_name="pool__region__code")
-    starts_after = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
-    starts_before = django_filters.IsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
-    ends_after = django_filters.IsoDateTimeFilter(field_name="ends_at", lookup_expr="gt")
+    starts_after = UtcIsoDateTimeFilter(field_name="starts_at", lookup_expr="gte")
+    starts_before = UtcIsoDateTimeFilter(field_name="starts_at", lookup_expr="lt")
+    ends_after = UtcIsoDateTimeFilter(field_name="ends_at", lookup_expr="gt")
 
     class Meta:
         model = Reservation
@@ -607,7 +608,7 @@ class QuotaNowSerializer(serializers.Serializer):
 
 
 class QuotaQuerySerializer(serializers.Serializer):
-    at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    at = InstantField(required=False, help_text="Default: now.")
 
 
 class QuotaPointSerializer(serializers.Serializer):
@@ -620,8 +621,8 @@ class QuotaPointSerializer(serializers.Serializer):
 class QuotaHistoryQuerySerializer(serializers.Serializer):
     sku = SkuCodeField(queryset=GpuSku.objects.all())
     region = RegionCodeField(queryset=Region.objects.all())
-    since = serializers.DateTimeField()
-    until = serializers.DateTimeField()
+    since = InstantField()
+    until = InstantField()
 
     def validate(self, attrs):
         if attrs["until"] <= attrs["since"]:
@@ -696,8 +697,8 @@ class WindowQuerySerializer(serializers.Serializer):
     sku = SkuCodeField()
     region = RegionCodeField()
     gpu_count = serializers.IntegerField(min_value=1)
-    starts_at = serializers.DateTimeField()
-    ends_at = serializers.DateTimeField()
+    starts_at = InstantField()
+    ends_at = InstantField()
 
     def validate(self, attrs):
         if attrs["ends_at"] <= attrs["starts_at"]:

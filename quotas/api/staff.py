@@ -27,7 +27,7 @@ from quotas.models import CapacityHold, CapacityPool, CapacityRequest
 from quotas.selectors import requests as request_selectors
 from quotas.workflow import RequestState
 
-from .fields import RegionCodeField, SkuCodeField
+from .fields import InstantField, RegionCodeField, SkuCodeField
 from .requests import (
     CapacityRequestDetailSerializer,
     CapacityRequestSerializer,
@@ -63,8 +63,8 @@ class RejectSerializer(serializers.Serializer):
 
 class CounterOfferSerializer(serializers.Serializer):
     gpu_count = serializers.IntegerField(required=False, min_value=1)
-    starts_at = serializers.DateTimeField(required=False)
-    ends_at = serializers.DateTimeField(required=False)
+    starts_at = InstantField(required=False)
+    ends_at = InstantField(required=False)
     region = RegionCodeField(required=False)
     sku = SkuCodeField(required=False)
     note = serializers.CharField(required=False, allow_blank=True, default="")
