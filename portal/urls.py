@@ -14,6 +14,7 @@ org_patterns = [
     path("", include("accounts.urls_org")),
     path("", include("quotas.urls_org")),
     path("", include("notifications.urls_org")),
+    path("", include("contracts.urls_org")),
 ]
 
 urlpatterns = [
