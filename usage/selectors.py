@@ -131,6 +131,26 @@ def usage_series(
     )
 
 
+def usage_series_rows(
+    *,
+    organization: Organization | int,
+    start: date,
+    end: date,
+    granularity: Granularity,
+    group_by: Sequence[GroupKey] = (),
+) -> list[UsageRow]:
+    """Like ``usage_series`` with any combination of groups (the API's aggregates)."""
+    if granularity not in ("day", "week", "month"):
+        raise ValueError("granularity is day, week or month.")
+    return _rollup_rows(
+        organization=organization,
+        start=start,
+        end=end,
+        granularity=granularity,
+        group_by=_check_groups(group_by),
+    )
+
+
 def usage_totals(
     *,
     organization: Organization | int,

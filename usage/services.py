@@ -417,6 +417,9 @@ def usage_ingest(
         cursor.execute(LOCK_SQL, [ADVISORY_NAMESPACE])
         cursor.execute(UPSERT_SQL, {"now": timezone.now()})
         inserted, replaced, unchanged, _written, _rollups = cursor.fetchone()
+        # ON COMMIT DROP only fires at the outermost commit; a caller's transaction may ingest
+        # again before that.
+        cursor.execute("DROP TABLE usage_ingest_staging")
     return IngestResult(
         received=received,
         inserted=inserted,
