@@ -8,6 +8,7 @@ from contracts import api as contracts_api
 from quotas.api import catalog as catalog_api
 from quotas.api import requests as requests_api
 from quotas.api import staff as staff_api
+from usage import api as usage_api
 
 from .views import DocsView, SchemaView
 
@@ -23,6 +24,7 @@ organization.register("api-keys", accounts_api.OrganizationApiKeyViewSet, basena
 organization.register("requests", requests_api.CapacityRequestViewSet, basename="api-request")
 organization.register("reservations", requests_api.ReservationViewSet, basename="api-reservation")
 organization.register("contracts", contracts_api.ContractViewSet, basename="api-contract")
+organization.register("usage", usage_api.UsageRecordViewSet, basename="api-usage-record")
 
 staff = SimpleRouter()
 staff.register(
@@ -37,12 +39,14 @@ organization_views = [
     path("quotas/history/", requests_api.QuotaHistoryView.as_view(), name="api-quota-history"),
     path("availability/", requests_api.AvailabilityView.as_view(), name="api-availability"),
     path("quote/", requests_api.QuoteView.as_view(), name="api-quote"),
+    path("usage/aggregate/", usage_api.UsageAggregateView.as_view(), name="api-usage-aggregate"),
 ]
 
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("docs/", DocsView.as_view(), name="api-docs"),
     path("me/", accounts_api.MeView.as_view(), name="api-me"),
+    path("usage/ingest", usage_api.UsageIngestView.as_view(), name="api-usage-ingest"),
     path("", include(catalog.urls)),
     path("orgs/", accounts_api.OrganizationListView.as_view(), name="api-organization-list"),
     path(
