@@ -254,11 +254,12 @@ CONSUMED_THRESHOLDS = {
 def _billing_recipients(organization: Organization) -> list[User]:
     people = [
         membership.user
-        for membership in Membership.objects.filter(
-            organization=organization,
+        for membership in Membership.objects.for_organization(organization)
+        .filter(
             role__in=[Role.OWNER, Role.ADMIN, Role.BILLING],
             user__is_active=True,
-        ).select_related("user")
+        )
+        .select_related("user")
     ]
     if organization.account_manager_id:
         people.append(organization.account_manager)
@@ -277,7 +278,7 @@ def contract_spend_alerts_evaluate(*, contract: Contract, now: datetime | None =
     """
     now = now or timezone.now()
     contract = (
-        Contract.all_objects.select_for_update()
+        Contract.all_objects.select_for_update(of=("self",))
         .select_related("organization__account_manager")
         .get(pk=contract.pk)
     )
