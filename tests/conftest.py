@@ -1,3 +1,6 @@
+import shutil
+from pathlib import Path
+
 import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP
@@ -6,6 +9,19 @@ from django.core.cache import cache
 from accounts.models import Role, StaffRole
 
 from .factories import MembershipFactory, OrganizationFactory, UserFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_test_broker():
+    """Start each session with an empty broker folder of its own (see settings/test.py)."""
+    from django.conf import settings
+
+    folder = getattr(settings, "TEST_BROKER_DIR", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        for key in ("data_folder_in", "processed_folder", "control_folder"):
+            Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]).mkdir(parents=True, exist_ok=True)
+    yield
 
 
 @pytest.fixture(autouse=True)
