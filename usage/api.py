@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiKey
 from portal.api.authentication import api_key_of
 from portal.api.base import OrganizationAPIView, OrganizationGenericViewSet, PortalAPIView
+from portal.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from portal.errors import DomainError
 from quotas.api.fields import InstantField, RegionCodeField, SkuCodeField
 from quotas.models import GpuSku, Region
@@ -26,7 +27,7 @@ from quotas.models import GpuSku, Region
 from . import selectors
 from .models import UsageRecord
 from .parsers import CONTENT_TYPES
-from .services import usage_ingest
+from .services import UsageBatchRejected, usage_ingest
 
 INGEST_SCOPE = "usage:ingest"
 MAX_HOURLY_WINDOW = timedelta(days=31)
@@ -123,11 +124,22 @@ class UsageIngestView(PortalAPIView):
         content_type = request.META.get("CONTENT_TYPE", "")
         if not request.META.get("CONTENT_LENGTH"):
             raise DomainError("Send the batch as the request body.", field="body")
-        result = usage_ingest(
-            stream=request._request,
-            content_type=content_type,
-            source_label=request.query_params.get("source") or None,
-        )
+        try:
+            result = usage_ingest(
+                stream=request._request,
+                content_type=content_type,
+                source_label=request.query_params.get("source") or None,
+            )
+        except UsageBatchRejected as exc:
+            body = problem_body(
+                status_code=exc.status_code,
+                code=exc.code,
+                detail=exc.message,
+                instance=request.path,
+                errors=[{**error, "code": "invalid"} for error in exc.errors],
+                **exc.extra,
+            )
+            return Response(body, status=exc.status_code, content_type=PROBLEM_CONTENT_TYPE)
         return Response(IngestResultSerializer(result.as_dict()).data)
 
 

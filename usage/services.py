@@ -64,7 +64,6 @@ class UsageBatchRejected(DomainError):
         super().__init__(
             f"The batch was rejected, nothing was written: {error_count} error(s); first at "
             f"{where}, {first['field'] or 'body'}: {first['message']}",
-            errors=errors,
             error_count=error_count,
             received=received,
         )
