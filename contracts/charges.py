@@ -21,6 +21,7 @@ the rows read do not grow with hourly records.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -73,45 +74,45 @@ class ChargeLine:
         return (self.kind, self.period, self.sku_id, self.region_id, self.reservation_id, self.rate)
 
 
-def _usage_lines(organization: Organization, start: date, end: date) -> list[ChargeLine]:
-    """Usage of the UTC days [start, end), priced by ``usage.costing`` (the one place usage is
-    priced), one line per month, SKU, region and rate; usage inside a reservation is shown
-    as covered, with no amount."""
+def _day_after_last(end: datetime) -> date:
+    """Usage days that began before ``end`` count: a partial last day as metered so far."""
+    end_utc = end.astimezone(UTC)
+    return end_utc.date() + timedelta(days=0 if end_utc.timetz() == MIDNIGHT else 1)
+
+
+MIDNIGHT = time.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ChargeSource:
+    """What charges are computed from, read once for a window: priced usage per day (from
+    ``usage.costing``, the one place usage is priced) and the reservations' holds. Any
+    sub-window is then priced without another query."""
+
+    start: datetime
+    end: datetime
+    usage_days: list  # usage.costing.CostLine, one per day and key
+    reservations: list[dict]
+
+
+def charge_source(*, organization: Organization, start: datetime, end: datetime) -> ChargeSource:
+    """Read what charges over [start, end) need: three to five queries, whatever the records."""
     from usage.costing import usage_cost_lines
 
-    lines = []
-    for cost in usage_cost_lines(
-        organization=organization, start=start, end=end, granularity="month"
-    ):
-        covered = not cost.billable
-        lines.append(
-            ChargeLine(
-                kind=Kind.COVERED if covered else Kind.USAGE,
-                period=cost.bucket,
-                sku_id=cost.sku_id,
-                region_id=cost.region_id,
-                reservation_id=cost.reservation_id,
-                gpu_hours=Fraction(cost.gpu_hours),
-                rate=Decimal("0.0000") if covered else cost.rate_per_gpu_hour,
-                price_source=cost.source,
-                contract_id=cost.contract_id,
-                amount=Decimal("0.00") if covered else cost.amount,
-            )
-        )
-    return lines
-
-
-def _reservation_lines(
-    organization: Organization, start: datetime, end: datetime
-) -> list[ChargeLine]:
-    reservations = (
+    if start.astimezone(UTC).timetz() != MIDNIGHT:
+        raise ValueError("Charges start at a UTC midnight.")
+    if end <= start:
+        return ChargeSource(start=start, end=end, usage_days=[], reservations=[])
+    usage_days = usage_cost_lines(
+        organization=organization,
+        start=start.astimezone(UTC).date(),
+        end=_day_after_last(end),
+        granularity="day",
+    )
+    reservations = list(
         Reservation.objects.for_organization(organization)
         .exclude(state=ReservationState.CANCELLED)
-        .filter(
-            hold__released_at__isnull=True,
-            hold__starts_at__lt=end,
-            hold__ends_at__gt=start,
-        )
+        .filter(hold__released_at__isnull=True, hold__starts_at__lt=end, hold__ends_at__gt=start)
         .values(
             "pk",
             "gpu_count",
@@ -125,10 +126,62 @@ def _reservation_lines(
         )
         .order_by("pk")
     )
+    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=reservations)
+
+
+def _usage_lines(source: ChargeSource, start: datetime, end: datetime) -> list[ChargeLine]:
+    """Usage of the days in [start, end) by month, SKU, region and rate, each line rounded
+    once; usage inside a reservation is shown as covered, with no amount."""
+    first_day, day_after_last = start.astimezone(UTC).date(), _day_after_last(end)
+    merged: dict[tuple, Fraction] = defaultdict(Fraction)
+    for cost in source.usage_days:
+        if not first_day <= cost.bucket < day_after_last:
+            continue
+        covered = not cost.billable
+        key = (
+            Kind.COVERED if covered else Kind.USAGE,
+            month_start(cost.bucket),
+            cost.sku_id,
+            cost.region_id,
+            cost.reservation_id,
+            Decimal("0.0000") if covered else cost.rate_per_gpu_hour,
+            cost.source,
+            cost.contract_id,
+        )
+        merged[key] += Fraction(cost.gpu_hours)
+    return [
+        ChargeLine(
+            kind=kind,
+            period=period,
+            sku_id=sku_id,
+            region_id=region_id,
+            reservation_id=reservation_id,
+            gpu_hours=hours,
+            rate=rate,
+            price_source=price_source,
+            contract_id=contract_id,
+            amount=round_money(hours * Fraction(rate)),
+        )
+        for (
+            kind,
+            period,
+            sku_id,
+            region_id,
+            reservation_id,
+            rate,
+            price_source,
+            contract_id,
+        ), hours in merged.items()
+    ]
+
+
+def _reservation_lines(source: ChargeSource, start: datetime, end: datetime) -> list[ChargeLine]:
     lines = []
-    for reservation in reservations:
+    for reservation in source.reservations:
         window_start = max(start, reservation["hold__starts_at"])
         window_end = min(end, reservation["hold__ends_at"])
+        if window_end <= window_start:
+            continue
         month = month_start(window_start.astimezone(UTC).date())
         while utc_midnight(month) < window_end:
             piece_start = max(window_start, utc_midnight(month))
@@ -155,25 +208,15 @@ def _reservation_lines(
     return lines
 
 
-def charge_lines(*, organization: Organization, start: datetime, end: datetime) -> list[ChargeLine]:
-    """Every charge of the organization over [start, end) (UTC), per month.
-
-    ``start`` must be a UTC midnight (usage is metered by day); ``end`` may be any instant:
-    reservations are charged up to it, usage of the days that began before it counts.
-    A constant number of queries, whatever the number of records.
-    """
-    if start.astimezone(UTC).timetz() != time.min.replace(tzinfo=UTC):
+def charge_lines_from(source: ChargeSource, *, start: datetime, end: datetime) -> list[ChargeLine]:
+    """The charges over [start, end), a window inside the source's, per month. No query."""
+    if start < source.start or end > source.end:
+        raise ValueError("The window lies outside what was read.")
+    if start.astimezone(UTC).timetz() != MIDNIGHT:
         raise ValueError("Charges start at a UTC midnight.")
     if end <= start:
         return []
-    first_day = start.astimezone(UTC).date()
-    end_utc = end.astimezone(UTC)
-    # Days that began before ``end``: a partial last day counts as metered so far.
-    day_after_last = end_utc.date() + timedelta(
-        days=0 if end_utc.timetz() == time.min.replace(tzinfo=UTC) else 1
-    )
-    lines = _usage_lines(organization, first_day, day_after_last)
-    lines += _reservation_lines(organization, start, end)
+    lines = _usage_lines(source, start, end) + _reservation_lines(source, start, end)
     order = {Kind.RESERVATION: 0, Kind.USAGE: 1, Kind.COVERED: 2}
     lines.sort(
         key=lambda line: (
@@ -186,6 +229,17 @@ def charge_lines(*, organization: Organization, start: datetime, end: datetime) 
         )
     )
     return lines
+
+
+def charge_lines(*, organization: Organization, start: datetime, end: datetime) -> list[ChargeLine]:
+    """Every charge of the organization over [start, end) (UTC), per month.
+
+    ``start`` must be a UTC midnight (usage is metered by day); ``end`` may be any instant:
+    reservations are charged up to it, usage of the days that began before it counts.
+    A constant number of queries, whatever the number of records.
+    """
+    source = charge_source(organization=organization, start=start, end=end)
+    return charge_lines_from(source, start=start, end=end)
 
 
 def lines_total(lines) -> Decimal:

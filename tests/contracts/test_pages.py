@@ -195,10 +195,10 @@ def test_contract_and_statement_pages_query_counts_stay_flat(
         with CaptureQueriesContext(connection) as ctx:
             assert client.get(url(org, page)).status_code == 200
         counts[page] = len(ctx.captured_queries)
-    # Session, user and membership, then the page's own reads (the burn-down prices the term
-    # to date and the trailing 30 days: five queries each).
+    # Session, user and membership, then the page's own reads (the burn-down reads the term's
+    # charges once: usage in four queries, reservations in one).
     assert counts == {
-        f"contracts/{contract.pk}/": 20,
+        f"contracts/{contract.pk}/": 15,
         "contracts/": 6,
         "statements/": 6,
         f"statements/{month}/": 14,
