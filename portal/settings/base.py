@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "contracts",
     "notifications",
     "usage",
+    "bench",
 ]
 
 MIDDLEWARE = [
