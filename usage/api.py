@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiRequest, extend_schema
 from rest_framework import exceptions, mixins, serializers
@@ -217,8 +218,15 @@ class UsageAggregateQuerySerializer(_FromToMixin, serializers.Serializer):
         default="",
         help_text="Comma-separated: sku, region, reservation (none: one figure per bucket).",
     )
-    from_ = serializers.DateField(help_text="First UTC day (hour: first instant).")
-    to_ = serializers.DateField(help_text="Day after the last (exclusive).")
+    from_ = serializers.DateField(
+        required=False,
+        help_text="First UTC day. Default: 30 days back (hour: today; month: 12 months back).",
+    )
+    to_ = serializers.DateField(
+        required=False,
+        help_text="Day after the last (exclusive). Default: tomorrow (month: "
+        "the 1st of next month).",
+    )
 
     def validate_group_by(self, value: str) -> tuple[str, ...]:
         keys = tuple(part.strip() for part in value.split(",") if part.strip())
@@ -228,6 +236,15 @@ class UsageAggregateQuerySerializer(_FromToMixin, serializers.Serializer):
         return tuple(dict.fromkeys(keys))
 
     def validate(self, attrs):
+        today = timezone.now().astimezone(UTC).date()
+        if attrs["granularity"] == "month":
+            next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+            attrs.setdefault("to", next_month)
+            attrs.setdefault("from", attrs["to"].replace(year=attrs["to"].year - 1))
+        else:
+            attrs.setdefault("to", today + timedelta(days=1))
+            back = 1 if attrs["granularity"] == "hour" else 30
+            attrs.setdefault("from", attrs["to"] - timedelta(days=back))
         if attrs["to"] <= attrs["from"]:
             raise serializers.ValidationError({"to": ["Must be after from."]})
         if attrs["granularity"] == "month" and (attrs["from"].day != 1 or attrs["to"].day != 1):
