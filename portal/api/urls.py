@@ -9,6 +9,7 @@ from quotas.api import catalog as catalog_api
 from quotas.api import requests as requests_api
 from quotas.api import staff as staff_api
 from usage import api as usage_api
+from webhooks import api as webhooks_api
 
 from .views import DocsView, SchemaView
 
@@ -24,7 +25,12 @@ organization.register("api-keys", accounts_api.OrganizationApiKeyViewSet, basena
 organization.register("requests", requests_api.CapacityRequestViewSet, basename="api-request")
 organization.register("reservations", requests_api.ReservationViewSet, basename="api-reservation")
 organization.register("contracts", contracts_api.ContractViewSet, basename="api-contract")
+organization.register("statements", contracts_api.StatementViewSet, basename="api-statement")
 organization.register("usage", usage_api.UsageRecordViewSet, basename="api-usage-record")
+organization.register("webhooks", webhooks_api.WebhookEndpointViewSet, basename="api-webhook")
+organization.register(
+    "webhooks/deliveries", webhooks_api.WebhookDeliveryViewSet, basename="api-webhook-delivery"
+)
 
 staff = SimpleRouter()
 staff.register(

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.apikeys import api_key_create_for_organization
@@ -90,6 +91,7 @@ def acme(org, owner, member, pending_request, reservation):
         "api-request-": pending_request.pk,
         "api-reservation-": reservation.pk,
         "api-contract-": Contract.objects.for_organization(org).get().pk,
+        "api-statement-": timezone.now().strftime("%Y-%m"),  # the open month
     }
 
 
