@@ -15,6 +15,8 @@ org_patterns = [
     path("", include("quotas.urls_org")),
     path("", include("notifications.urls_org")),
     path("", include("contracts.urls_org")),
+    path("", include("webhooks.urls_org")),
+    path("", include("usage.urls_org")),
 ]
 
 urlpatterns = [
