@@ -3,11 +3,12 @@ their capacity holds, and usage recorded with its rollups."""
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db.models import F
 
 from accounts.models import Role
 from quotas.models import CapacityHold, CapacityRequest, Reservation
@@ -20,7 +21,7 @@ from tests.factories import (
     GpuSkuFactory,
     RegionFactory,
 )
-from usage.models import UsageDaily, UsageMonthly, UsageRecord
+from usage.services import usage_ingest
 
 
 def at(year: int, month: int, day: int = 1, hour: int = 0) -> datetime:
@@ -79,30 +80,29 @@ def viewer(org):
     return make_member(org, Role.VIEWER, email="viewer@acme.example")
 
 
-def record_usage(organization, sku, region, hour, gpu_hours, reservation=None, source="metering"):
-    """One hourly usage record with its daily and monthly rollups, as ingest keeps them."""
-    gpu_hours = Decimal(gpu_hours)
-    UsageRecord.all_objects.create(
-        organization=organization,
-        sku=sku,
-        region=region,
-        reservation=reservation,
-        hour=hour,
-        gpu_hours=gpu_hours,
-        source=source,
+def ingest(rows):
+    """Usage records through the real ingest (rollups kept by it): rows of
+    (organization, sku, region, hour, gpu_hours[, reservation])."""
+    lines = []
+    for organization, sku, region, hour, gpu_hours, *rest in rows:
+        record = {
+            "organization": organization.slug,
+            "sku": sku.code,
+            "region": region.code,
+            "hour": hour.isoformat(),
+            "gpu_hours": str(gpu_hours),
+        }
+        if rest and rest[0] is not None:
+            record["reservation"] = rest[0].pk
+        lines.append(json.dumps(record))
+    return usage_ingest(
+        stream=io.BytesIO("\n".join(lines).encode()), content_type="application/x-ndjson"
     )
-    key = dict(organization=organization, sku=sku, region=region, reservation=reservation)
-    for model, bucket in (
-        (UsageDaily, {"day": hour.date()}),
-        (UsageMonthly, {"month": hour.date().replace(day=1)}),
-    ):
-        rollup, created = model.all_objects.get_or_create(
-            **key, **bucket, defaults={"gpu_hours": gpu_hours, "record_count": 1}
-        )
-        if not created:
-            model.all_objects.filter(pk=rollup.pk).update(
-                gpu_hours=F("gpu_hours") + gpu_hours, record_count=F("record_count") + 1
-            )
+
+
+def record_usage(organization, sku, region, hour, gpu_hours, reservation=None):
+    """One hourly usage record, ingested."""
+    return ingest([(organization, sku, region, hour, gpu_hours, reservation)])
 
 
 def make_reservation(

@@ -9,7 +9,7 @@ from contracts.services import statement_issue
 from portal.errors import DomainError
 from usage.models import UsageRecord
 
-from .conftest import at, make_reservation, record_usage
+from .conftest import at, ingest, make_reservation, record_usage
 
 CENT = Decimal("0.01")
 
@@ -26,11 +26,12 @@ def half_up(value):
 @pytest.mark.django_db
 def test_statement_reconciles_to_the_cent_with_raw_records(org, contract, h100, a100, east, west):
     odd = ["0.0001", "3.3333", "7.1249", "0.5", "12.9999", "1.0049"]
-    for day in range(1, 29):
-        for i, amount in enumerate(odd):
-            record_usage(org, h100, east, at(2026, 3, day, i), amount)
-            record_usage(org, h100, west, at(2026, 3, day, i), amount)
-            record_usage(org, a100, east, at(2026, 3, day, i), amount)
+    ingest(
+        (org, sku, region, at(2026, 3, day, i), amount)
+        for day in range(1, 29)
+        for i, amount in enumerate(odd)
+        for sku, region in ((h100, east), (h100, west), (a100, east))
+    )
     reservation = make_reservation(
         org,
         h100,
