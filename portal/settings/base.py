@@ -335,4 +335,5 @@ DEMO_SEEDERS = [
     "quotas.demo.seed_catalog",
     "contracts.demo.seed",
     "quotas.demo_requests.seed",
+    "usage.demo.seed",
 ]
