@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "notifications",
     "usage",
     "bench",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -319,6 +320,16 @@ QUOTAS_STUCK_AFTER_MINUTES = env_int("QUOTAS_STUCK_AFTER_MINUTES", 10)
 CONTRACT_DOCUMENT_MAX_BYTES = env_int("CONTRACT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024)
 CONTRACT_UNDERUSE_ALERT_PERCENT = env_int("CONTRACT_UNDERUSE_ALERT_PERCENT", 10)
 CONTRACT_UNDERUSE_ALERT_AFTER_DAYS = env_int("CONTRACT_UNDERUSE_ALERT_AFTER_DAYS", 30)
+# Webhooks: where they may go (https only in production; hosts or networks exempt from the
+# public-address guard), how long a call may take, how retries back off, when a failing
+# endpoint is disabled (this many failures in a row, the first at least this many hours ago).
+WEBHOOK_REQUIRE_HTTPS = env_bool("WEBHOOK_REQUIRE_HTTPS", False)
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS")
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 60)
+WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20)
+WEBHOOK_DISABLE_AFTER_HOURS = env_int("WEBHOOK_DISABLE_AFTER_HOURS", 24)
 
 LOGGING = {
     "version": 1,
