@@ -1,22 +1,29 @@
-"""Demo contracts: an active multi-year agreement for Acme and a one-year one for Globex.
+"""Demo contracts: an active multi-year agreement for Acme and a one-year one for Globex, each
+with its signed document (a small PDF drawn with ReportLab at seed time, stored in the default
+storage); and, after the usage demo, issued statements for the months that have ended.
 
-Idempotent (matched by contract number, rates by SKU and region) and deterministic: terms are
-whole years around the current year, so the contracts are active whenever the demo runs.
-Needs the organizations (``accounts.demo.seed``) and the catalog (``quotas.demo.seed_catalog``).
+Idempotent (matched by contract number, rates by SKU and region, documents by title,
+statements by month) and deterministic: terms are whole years around the current year, so the
+contracts are active whenever the demo runs. Needs the organizations (``accounts.demo.seed``)
+and the catalog (``quotas.demo.seed_catalog``); ``seed_statements`` needs ``usage.demo.seed``.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Organization
 from quotas.models import GpuSku, Region
 
-from .models import Contract, ContractRate
+from .charges import month_start
+from .models import Contract, ContractDocument, ContractRate
+from .pdf import contract_summary_pdf
+from .services import contract_document_add, statement_issue
 
 # number, organization slug, years before/after the current year, committed spend, terms, notes
 CONTRACTS = [
@@ -84,5 +91,49 @@ def seed() -> str:
                 region=Region.objects.get(code=region_code) if region_code else None,
                 defaults={"price_per_gpu_hour": Decimal(price)},
             )
+        _seed_document(contract)
         done.append(f"{number} ({'created' if created else 'in place'})")
     return ", ".join(done) or "no demo organizations yet"
+
+
+DOCUMENT_TITLE = "Signed master services agreement"
+
+
+def _seed_document(contract: Contract) -> None:
+    if ContractDocument.objects.for_organization(contract.organization).filter(
+        contract=contract, title=DOCUMENT_TITLE
+    ):
+        return
+    contract_document_add(
+        contract=contract,
+        uploaded_file=SimpleUploadedFile(
+            f"{contract.number}.pdf", contract_summary_pdf(contract), "application/pdf"
+        ),
+        title=DOCUMENT_TITLE,
+        kind=ContractDocument.Kind.SIGNED_CONTRACT,
+        actor=None,
+    )
+
+
+STATEMENT_MONTHS = 12
+
+
+def seed_statements() -> str:
+    """Issue each demo organization's statements of the last twelve months that have ended,
+    oldest first (issuing an issued month changes nothing)."""
+    now = timezone.now()
+    month = month_start(now.date())
+    months = []
+    for _ in range(STATEMENT_MONTHS - 1):
+        month = month_start(month - timedelta(days=1))
+        months.append(month)
+    months.reverse()
+    issued = 0
+    for slug in ("acme", "globex"):
+        organization = Organization.objects.filter(slug=slug).first()
+        if organization is None:
+            continue
+        for month in months:
+            _, created = statement_issue(organization=organization, month=month, now=now)
+            issued += created
+    return f"{issued} statements issued ({len(months)} months per organization)"

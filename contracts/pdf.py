@@ -88,7 +88,11 @@ def contract_summary_pdf(contract: Contract) -> bytes:
     """A one-page summary of a contract's terms and rates (the demo's signed document)."""
     buffer = BytesIO()
     document = SimpleDocTemplate(
-        buffer, pagesize=A4, title=f"Contract {contract.number}", author="GPU Capacity Portal"
+        buffer,
+        pagesize=A4,
+        title=f"Contract {contract.number}",
+        author="GPU Capacity Portal",
+        invariant=True,  # the same bytes on every run: no timestamp or random id
     )
     styles = getSampleStyleSheet()
     story = [
