@@ -347,4 +347,5 @@ DEMO_SEEDERS = [
     "contracts.demo.seed",
     "quotas.demo_requests.seed",
     "usage.demo.seed",
+    "contracts.demo.seed_statements",  # after the usage it bills
 ]
