@@ -319,6 +319,7 @@ def contract_spend_alerts_evaluate(*, contract: Contract, now: datetime | None =
 
 def _spend_alert_publish(contract: Contract, state: SpendAlertState, burn) -> None:
     from notifications.services import notification_publish
+    from webhooks.services import webhook_event_publish
 
     organization = contract.organization
     if state.kind == SpendAlertState.Kind.FORECAST_UNDERUSE:
@@ -357,6 +358,12 @@ def _spend_alert_publish(contract: Contract, state: SpendAlertState, burn) -> No
         "committed": str(burn.committed),
         "forecast_at_term_end": str(burn.forecast_at_term_end),
     }
+    webhook_event_publish(
+        organization=organization,
+        event_type=event,
+        data=payload,
+        event_id=f"contract:{contract.pk}:{state.kind}:{state.fire_count}",
+    )
     transaction.on_commit(
         lambda: spend_alert_fired.send(
             sender=Contract, organization=organization, event=event, payload=payload

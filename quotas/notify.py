@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, reverse
 from accounts.models import Membership, Organization, Role, User
 from quotas.models import CapacityRequest, RequestComment, Reservation
 from quotas.workflow import RequestState, ReservationState
+from webhooks import publish as webhooks
 
 S = RequestState
 V = ReservationState
@@ -151,6 +152,7 @@ def request_moved(
 ) -> None:
     """Tell the people concerned that the request reached its current state."""
     state = capacity_request.state
+    webhooks.request_event_publish(capacity_request, reason=reason)
     if state not in _REQUEST_AUDIENCE:
         return
     event, who = _REQUEST_AUDIENCE[state]
@@ -252,6 +254,7 @@ _RESERVATION_TITLES = {
 
 def reservation_moved(reservation: Reservation, *, actor: User | None, reason: str = "") -> None:
     state = reservation.state
+    webhooks.reservation_event_publish(reservation, reason=reason)
     if state == V.SCHEDULED:
         return  # the request's approval already says so
     organization = reservation.organization

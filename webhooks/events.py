@@ -1,0 +1,27 @@
+"""The events an organization's webhook endpoints may subscribe to.
+
+Request and reservation events are named after the state the object reached
+(``request.approved``, ``reservation.activated`` is ``reservation.active``), so the catalogue
+follows the workflow tables; contract alerts are named as their notifications are.
+"""
+
+from __future__ import annotations
+
+from quotas.workflow import RequestState, ReservationState
+
+# A draft is private to its author and the checks are a step inside submission: no events.
+REQUEST_EVENTS = {
+    f"request.{state}": f"Request: {label}"
+    for state, label in RequestState.choices
+    if state not in (RequestState.DRAFT, RequestState.CHECKING)
+}
+RESERVATION_EVENTS = {
+    f"reservation.{state}": f"Reservation: {label}" for state, label in ReservationState.choices
+}
+ALERT_EVENTS = {
+    "contract.spend_threshold": "Contract: committed spend consumed crossed 50, 80 or 100 %",
+    "contract.underuse_forecast": "Contract: commitment forecast to be under-used at term end",
+}
+
+EVENT_TYPES: dict[str, str] = {**REQUEST_EVENTS, **RESERVATION_EVENTS, **ALERT_EVENTS}
+EVENT_CHOICES = sorted(EVENT_TYPES.items())
