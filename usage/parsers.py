@@ -124,3 +124,24 @@ READERS = {"json": read_json_array, "ndjson": read_ndjson, "csv": read_csv}
 
 def read_rows(stream: BinaryIO, fmt: str) -> Iterator[Row]:
     return READERS[fmt](stream)
+
+
+class IterStream:
+    """A read-only binary stream over an iterator of byte chunks (bodies generated on the
+    fly: the demo data, tests that must not hold a body in memory)."""
+
+    def __init__(self, chunks) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._pending) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._pending += chunk
+        if size < 0:
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:size], self._pending[size:]
+        return data

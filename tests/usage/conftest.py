@@ -94,8 +94,10 @@ def ingest(records, content_type="application/x-ndjson", **kwargs):
 
 def table_state():
     """Every row of the three tables, as comparable tuples."""
-    records = sorted(
-        UsageRecord.objects.unscoped_for_staff().values_list(
+    records = list(
+        UsageRecord.objects.unscoped_for_staff()
+        .order_by("id")
+        .values_list(
             "id",
             "organization_id",
             "sku_id",
@@ -109,8 +111,10 @@ def table_state():
         )
     )
     keys = ("organization_id", "sku_id", "region_id", "reservation_id", "gpu_hours", "record_count")
-    daily = sorted(UsageDaily.objects.unscoped_for_staff().values_list("day", *keys))
-    monthly = sorted(UsageMonthly.objects.unscoped_for_staff().values_list("month", *keys))
+    daily = list(UsageDaily.objects.unscoped_for_staff().order_by("id").values_list("day", *keys))
+    monthly = list(
+        UsageMonthly.objects.unscoped_for_staff().order_by("id").values_list("month", *keys)
+    )
     return records, daily, monthly
 
 
