@@ -7,14 +7,18 @@ transaction, on the contract's organization.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from accounts.models import Organization, StaffRole
 from accounts.services import audit_record
+from portal.errors import IllegalTransition
 
-from .models import Contract, ContractRate
+from .models import Contract, ContractDocument, ContractRate, Statement, StatementLine
 from .selectors import contract_remaining_commitment
+from .workflow import contract_require_transition
 
 
 def _is_editor(user) -> bool:
@@ -58,8 +62,58 @@ class ContractRateInline(admin.TabularInline):
         return _may_edit(request.user, obj)
 
 
+class ContractForm(forms.ModelForm):
+    """The status moves only along the legal transitions (``contracts.workflow``)."""
+
+    class Meta:
+        model = Contract
+        fields = [
+            "organization",
+            "number",
+            "status",
+            "term_start",
+            "term_end",
+            "currency",
+            "committed_spend",
+            "payment_terms",
+            "notes",
+            "created_at",
+        ]
+
+    def clean_status(self):
+        status = self.cleaned_data["status"]
+        current = self.instance.status if self.instance.pk else None
+        if current is not None and status != current:
+            try:
+                contract_require_transition(current, status)
+            except IllegalTransition as exc:
+                raise ValidationError(exc.message) from None
+        return status
+
+
+class ContractDocumentInline(admin.TabularInline):
+    """Documents are attached on the contract's page (type and size checked there) and
+    downloaded from it; the admin lists them."""
+
+    model = ContractDocument
+    fields = ["title", "kind", "content_type", "size", "uploaded_by", "uploaded_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _is_viewer(request.user)
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Contract)
 class ContractAdmin(admin.ModelAdmin):
+    form = ContractForm
     list_display = [
         "number",
         "organization",
@@ -74,7 +128,7 @@ class ContractAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     search_fields = ["number", "organization__name", "organization__slug"]
     date_hierarchy = "term_start"
-    inlines = [ContractRateInline]
+    inlines = [ContractRateInline, ContractDocumentInline]
 
     def get_queryset(self, request: HttpRequest):
         queryset = super().get_queryset(request)
@@ -140,3 +194,54 @@ class ContractAdmin(admin.ModelAdmin):
                 },
                 request=request,
             )
+
+
+class StatementLineInline(admin.TabularInline):
+    model = StatementLine
+    fields = [
+        "kind",
+        "adjusts",
+        "period",
+        "sku",
+        "region",
+        "reservation",
+        "gpu_hours",
+        "rate_per_gpu_hour",
+        "price_source",
+        "amount",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Statement)
+class StatementAdmin(admin.ModelAdmin):
+    """Issued statements are records: read-only here (issued by the nightly scan)."""
+
+    list_display = ["organization", "month", "total", "adjustment_total", "issued_at"]
+    list_select_related = ["organization"]
+    date_hierarchy = "month"
+    inlines = [StatementLineInline]
+
+    def get_queryset(self, request: HttpRequest):
+        queryset = super().get_queryset(request)
+        return queryset.filter(organization__in=_visible_organizations(request.user))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return _is_viewer(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return _is_viewer(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -35,10 +36,13 @@ def contract_status_set(
     """Move a contract to ``status`` along the legal transitions (``contracts.workflow``)."""
     contract = Contract.all_objects.select_for_update().get(pk=contract.pk)
     contract_require_transition(contract.status, status)
-    if status == Contract.Status.ACTIVE:
-        contract.status = status
-        contract.full_clean(exclude=["organization"])  # no overlapping active contract
     previous, contract.status = contract.status, status
+    if status == Contract.Status.ACTIVE:
+        try:
+            contract.clean()  # no overlapping active contract
+        except ValidationError as exc:
+            field, messages = next(iter(exc.message_dict.items()))
+            raise DomainError(messages[0], field=field) from None
     contract.save(update_fields=["status"])
     audit_record(
         organization=contract.organization,

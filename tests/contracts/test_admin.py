@@ -34,6 +34,10 @@ def contract_form(contract, **overrides):
         "rates-INITIAL_FORMS": "0",
         "rates-MIN_NUM_FORMS": "0",
         "rates-MAX_NUM_FORMS": "1000",
+        "documents-TOTAL_FORMS": "0",
+        "documents-INITIAL_FORMS": "0",
+        "documents-MIN_NUM_FORMS": "0",
+        "documents-MAX_NUM_FORMS": "1000",
     }
     return {**data, **overrides}
 
@@ -123,3 +127,14 @@ def test_a_second_overlapping_active_contract_is_refused(manager_client, org):
     assert response.status_code == 302
     draft.refresh_from_db()
     assert draft.status == "active"
+
+
+@pytest.mark.django_db
+def test_admin_refuses_an_illegal_status_move(manager_client, org):
+    contract = ContractFactory(organization=org, status="expired")
+    url = reverse("admin:contracts_contract_change", args=[contract.pk])
+    response = manager_client.post(url, contract_form(contract, status="active"))
+    assert response.status_code == 200
+    assert "cannot move to active" in response.content.decode()
+    contract.refresh_from_db()
+    assert contract.status == "expired"
