@@ -130,6 +130,7 @@ class UsageIngestView(PortalAPIView):
                 stream=request._request,
                 content_type=content_type,
                 source_label=request.query_params.get("source") or None,
+                length=int(request.META["CONTENT_LENGTH"]),
             )
         except UsageBatchRejected as exc:
             body = problem_body(

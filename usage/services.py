@@ -32,6 +32,8 @@ SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
 MAX_GPU_HOURS = Decimal("99999999.9999")  # numeric(12, 4)
 ADVISORY_NAMESPACE = 0x75736167  # "usag": the ingest's advisory locks, one per organization
 FIELDS = ("organization", "sku", "region", "hour", "gpu_hours")
+HOUR_CACHE_SIZE = 4096  # batches name the same hours over and over; parse each once
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,12 @@ class _Catalog:
     def hour(self, value: Any) -> str | None:
         """The UTC hour as COPY text, or None when the value is not the start of an hour."""
         key = str(value)
-        if key not in self.hours:
-            self.hours[key] = _parse_hour(key)
-        return self.hours[key]
+        parsed = self.hours.get(key, _MISSING)
+        if parsed is _MISSING:
+            if len(self.hours) >= HOUR_CACHE_SIZE:  # a long backfill: keep memory bounded
+                self.hours.clear()
+            parsed = self.hours[key] = _parse_hour(key)
+        return parsed
 
 
 def _parse_hour(text: str) -> str | None:
@@ -356,8 +361,34 @@ FROM pre
 COPY_BUFFER = 256 * 1024
 
 
+class _AnnouncedLengthStream:
+    """A request body read up to the length it announced (Content-Length). Its end before
+    that many bytes is a client that went away mid-request; what arrived may still parse as a
+    whole, shorter batch, so the cut must fail the batch rather than end it."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self.stream = stream
+        self.length = length
+        self.received = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.received += len(data)
+        if not data and size != 0 and self.received < self.length:
+            raise DomainError(
+                f"The body ended after {self.received} of the {self.length} bytes its "
+                "Content-Length announced (the connection was cut); nothing was written.",
+                field="body",
+            )
+        return data
+
+
 def usage_ingest(
-    *, stream: BinaryIO, content_type: str, source_label: str | None = None
+    *,
+    stream: BinaryIO,
+    content_type: str,
+    source_label: str | None = None,
+    length: int | None = None,
 ) -> IngestResult:
     """Validate and store a batch of hourly usage records (JSON array, NDJSON or CSV).
 
@@ -365,8 +396,11 @@ def usage_ingest(
     ``hour`` (ISO 8601 with offset, on the hour), ``gpu_hours`` (>= 0, at most 4 decimals),
     optional ``reservation`` (id), ``mean_utilization`` (0..1) and ``source`` (defaults to
     ``source_label``, else "metering"). Raises ``UsageBatchRejected`` (nothing written) when any
-    row is invalid, ``DomainError`` when the body is not a batch.
+    row is invalid, ``DomainError`` when the body is not a batch or ends before ``length``
+    bytes (the Content-Length of an HTTP body).
     """
+    if length is not None:
+        stream = _AnnouncedLengthStream(stream, length)
     fmt = format_for(content_type)
     if fmt is None:
         raise DomainError(
