@@ -278,3 +278,34 @@ class SpendAlertState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contract_id} {self.kind}: {'fired' if self.fired else 'armed'}"
+
+
+class QuotaAlertState(models.Model):
+    """Whether an organization's quota utilization alert for one SKU, region and threshold
+    has fired: once per crossing, re-armed when utilization falls back below it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    sku = models.ForeignKey("quotas.GpuSku", on_delete=models.CASCADE, related_name="+")
+    region = models.ForeignKey("quotas.Region", on_delete=models.CASCADE, related_name="+")
+    threshold = models.PositiveSmallIntegerField()  # percent: 80, 95 or 100
+    fired = models.BooleanField(default=False)
+    fire_count = models.PositiveIntegerField(default=0)
+    last_percent = models.DecimalField(max_digits=8, decimal_places=1, null=True, blank=True)
+    last_hour = models.DateTimeField(null=True, blank=True)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    rearmed_at = models.DateTimeField(null=True, blank=True)
+
+    all_objects = models.Manager()
+    objects = TenantManager()
+
+    class Meta:
+        default_manager_name = "all_objects"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "sku", "region", "threshold"],
+                name="quota_alert_state_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.sku_id}@{self.region_id} {self.threshold}%"

@@ -376,10 +376,10 @@ def _spend_alert_publish(contract: Contract, state: SpendAlertState, burn) -> No
     )
 
 
-def spend_alerts_after_usage(*, organization_ids: list[int]) -> None:
-    """Call after usage is ingested (inside its transaction): the affected organizations'
-    active contracts are re-evaluated by a task once the ingest commits."""
-    from .tasks import contract_spend_alerts_task
+def alerts_after_usage_ingest(*, organization_ids: list[int]) -> None:
+    """Call inside the usage ingest's transaction: once it commits, tasks re-evaluate the
+    spend alerts of the organizations' active contracts and their quota utilization alerts."""
+    from .tasks import contract_spend_alerts_task, quota_alerts_task
 
     contract_ids = list(
         Contract.objects.unscoped_for_staff()
@@ -390,3 +390,5 @@ def spend_alerts_after_usage(*, organization_ids: list[int]) -> None:
         transaction.on_commit(
             lambda pk=contract_id: contract_spend_alerts_task.delay(pk), robust=True
         )
+    for organization_id in organization_ids:
+        transaction.on_commit(lambda pk=organization_id: quota_alerts_task.delay(pk), robust=True)

@@ -60,3 +60,21 @@ def spend_alerts_scan_task() -> int:
     for contract_id in contract_ids:
         contract_spend_alerts_task.delay(contract_id)
     return len(contract_ids)
+
+
+@shared_task(name="contracts.quota_alerts_task")
+def quota_alerts_task(organization_id: int) -> int:
+    from .quota_alerts import quota_alerts_evaluate
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return 0
+    return len(quota_alerts_evaluate(organization=organization))
+
+
+@shared_task(name="contracts.quota_alerts_scan_task")
+def quota_alerts_scan_task() -> int:
+    organization_ids = list(Organization.objects.order_by("pk").values_list("pk", flat=True))
+    for organization_id in organization_ids:
+        quota_alerts_task.delay(organization_id)
+    return len(organization_ids)
