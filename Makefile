@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 # Browser tests use the system's Chromium; Playwright must never fetch a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test install assets lint format lock clean
+.PHONY: run test install assets lint format lock clean bench
 
 $(VENV)/.installed: requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or set PYTHON=..."; exit 1; }
@@ -52,6 +52,13 @@ lock:
 	rm -rf /tmp/portal-lock-venv && $(PYTHON) -m venv /tmp/portal-lock-venv
 	/tmp/portal-lock-venv/bin/pip install -q ".[dev]"
 	/tmp/portal-lock-venv/bin/pip freeze | grep -v gpu-capacity-portal | LC_ALL=C sort -f > requirements.lock
+
+# Fleet-scale benchmark (docs/performance.md): seeds or reuses a database of its own
+# (portal_bench, or portal_bench_quick with --quick; BENCH_DATABASE_URL overrides), starts
+# gunicorn and a Celery worker on loopback (Redis DB 13; BENCH_REDIS_URL overrides), drives them
+# with locust, prints one table and writes it to bench/results/. BENCH_ARGS="--quick": minutes.
+bench: install
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules assets/build staticfiles
