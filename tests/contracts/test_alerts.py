@@ -115,3 +115,24 @@ def test_draft_contract_consumes_nothing_and_alerts_nothing(org, small_contract,
     assert (
         contract_spend_alerts_evaluate(contract=small_contract, now=NOW + timedelta(days=1)) == []
     )
+
+
+@pytest.mark.django_db
+def test_ingest_hook_evaluates_after_commit(
+    org, owner, small_contract, h100, east, django_capture_on_commit_callbacks, settings
+):
+    from contracts.services import alerts_after_usage_ingest
+    from portal.celery import app
+
+    record_usage(org, h100, east, at(2026, 3, 1), "40")  # 100.00: 100 %
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            alerts_after_usage_ingest(organization_ids=[org.pk])
+        assert not SpendAlertState.all_objects.exists()  # nothing before the commit
+        for callback in callbacks:
+            callback()
+    finally:
+        app.conf.task_always_eager = previous
+    assert SpendAlertState.all_objects.filter(contract=small_contract, fired=True).count() >= 3
