@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from notifications.models import Notification
@@ -52,13 +51,14 @@ def assert_checked_once(request_id: int, *, decided: str = "pending_approval") -
     assert runs == {1}
 
 
-def assert_mailed_once(stack: Stack, request_id: int) -> None:
-    """Every notification about the request went out as exactly one e-mail."""
-    notifications = list(
-        Notification.objects.filter(dedupe_key__startswith=f"request:{request_id}:")
-        .filter(delivery="immediate")
-        .select_related("recipient")
-    )
+def assert_mailed_once(stack: Stack, request_id: int, *, state: str = "") -> None:
+    """Every notification about the request (about its move to ``state``, if given) that is
+    mailed at once went out as exactly one e-mail."""
+    notifications = Notification.objects.filter(
+        dedupe_key__startswith=f"request:{request_id}:", delivery="immediate"
+    ).select_related("recipient")
+    if state:
+        notifications = notifications.filter(dedupe_key__endswith=f":{state}")
     assert notifications, "the decision notifies someone"
     mails = stack.mails()
     for notification in notifications:
@@ -66,7 +66,6 @@ def assert_mailed_once(stack: Stack, request_id: int) -> None:
         sent = [
             m
             for m in mails
-            if m["To"] == notification.recipient.email
-            and re.search(rf"\bREQ-{request_id}\b", m["Subject"])
+            if m["To"] == notification.recipient.email and m["Subject"].endswith(notification.title)
         ]
         assert len(sent) == 1, (notification.recipient.email, [m["Subject"] for m in sent])
