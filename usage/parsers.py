@@ -145,3 +145,15 @@ class IterStream:
         else:
             data, self._pending = self._pending[:size], self._pending[size:]
         return data
+
+    def readline(self, size: int = -1) -> bytes:
+        while b"\n" not in self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._pending += chunk
+        end = self._pending.find(b"\n") + 1 or len(self._pending)
+        if size >= 0:
+            end = min(end, size)
+        line, self._pending = self._pending[:end], self._pending[end:]
+        return line
