@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 
 from . import services
 
@@ -18,7 +19,9 @@ def send_email_task(notification_id: int) -> bool:
 @shared_task(name="notifications.email_sweep_task")
 def email_sweep_task() -> int:
     """Re-dispatch immediate e-mails whose task was lost (broker down) or failed."""
-    ids = services.notification_email_pending_ids(older_than=timedelta(minutes=10))
+    ids = services.notification_email_pending_ids(
+        older_than=timedelta(minutes=settings.NOTIFICATIONS_EMAIL_RETRY_AFTER_MINUTES)
+    )
     for notification_id in ids:
         send_email_task.delay(notification_id)
     return len(ids)

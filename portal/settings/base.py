@@ -315,6 +315,8 @@ QUOTAS_OFFER_HOLD_HOURS = env_int("QUOTAS_OFFER_HOLD_HOURS", 48)
 QUOTAS_DECISION_SLA_HOURS = env_int("QUOTAS_DECISION_SLA_HOURS", 48)
 QUOTAS_REMINDER_LEAD_HOURS = env_int("QUOTAS_REMINDER_LEAD_HOURS", 12)
 QUOTAS_STUCK_AFTER_MINUTES = env_int("QUOTAS_STUCK_AFTER_MINUTES", 10)
+# Notifications: the e-mail sweeper re-dispatches immediate e-mails still unsent this long.
+NOTIFICATIONS_EMAIL_RETRY_AFTER_MINUTES = env_int("NOTIFICATIONS_EMAIL_RETRY_AFTER_MINUTES", 10)
 # Contracts: largest document accepted, and when a forecast under-use alert fires (projected
 # unused commitment at term end, in % of it, judged once the term is this many days old).
 CONTRACT_DOCUMENT_MAX_BYTES = env_int("CONTRACT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024)
