@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 # Browser tests use the system's Chromium; Playwright must never fetch a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test install assets lint format lock clean bench
+.PHONY: run test install assets lint format lock clean bench faults
 
 $(VENV)/.installed: requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or set PYTHON=..."; exit 1; }
@@ -38,6 +38,12 @@ run: install
 test: install
 	@export DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}"; \
 	$(PY) scripts/check_services.py && $(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# The fault scenarios at full size (docs/faults.md); `make test` runs them bounded. Each starts
+# its own Redis, gunicorn and Celery workers on free loopback ports, one scenario at a time.
+faults: install
+	@export DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}"; \
+	$(PY) scripts/check_services.py && FAULTS_FULL=1 $(VENV)/bin/pytest -m faults -v tests/faults $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
