@@ -15,8 +15,11 @@ REQUEST_EVENTS = {
     for state, label in RequestState.choices
     if state not in (RequestState.DRAFT, RequestState.CHECKING)
 }
+# A reservation is scheduled by the approval that makes it: ``request.approved`` says so.
 RESERVATION_EVENTS = {
-    f"reservation.{state}": f"Reservation: {label}" for state, label in ReservationState.choices
+    f"reservation.{state}": f"Reservation: {label}"
+    for state, label in ReservationState.choices
+    if state != ReservationState.SCHEDULED
 }
 ALERT_EVENTS = {
     "contract.spend_threshold": "Contract: committed spend consumed crossed 50, 80 or 100 %",

@@ -21,6 +21,8 @@ from accounts.services import invitation_create
 from contracts.models import Contract
 from quotas.models import CapacityRequest, RequestComment, Reservation
 from tests.conftest import make_member
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import webhook_endpoint_create, webhook_event_publish
 
 from .conftest import bearer, soon
 from .routes import organization_routes, staff_routes
@@ -51,6 +53,11 @@ def bodies():
         ("api-request-comments", "POST"): {"body": "Any news?"},
         ("api-reservation-cancel", "POST"): {"reason": "Plans changed"},
         ("api-reservation-extend", "POST"): {"ends_at": (soon(30)).isoformat()},
+        ("api-webhook-list", "POST"): {
+            "url": "https://hooks.intruder.example/in",
+            "events": ["request.approved"],
+        },
+        ("api-webhook-detail", "PATCH"): {"url": "https://hooks.intruder.example/in"},
     }
 
 
@@ -83,6 +90,15 @@ def acme(org, owner, member, pending_request, reservation):
     invitation = invitation_create(
         organization=org, email="invitee@acme.example", role="member", invited_by=owner
     ).invitation
+    webhook = webhook_endpoint_create(
+        organization=org,
+        actor=owner,
+        url="https://hooks.acme.example/portal",
+        events=["request.approved"],
+    )
+    webhook_delivery = webhook_event_publish(
+        organization=org, event_type="request.approved", data={}, event_id="matrix"
+    )[0]
     return {
         "api-member-": Membership.objects.for_organization(org).get(user=member).pk,
         "api-invitation-": invitation.pk,
@@ -92,6 +108,8 @@ def acme(org, owner, member, pending_request, reservation):
         "api-reservation-": reservation.pk,
         "api-contract-": Contract.objects.for_organization(org).get().pk,
         "api-statement-": timezone.now().strftime("%Y-%m"),  # the open month
+        "api-webhook-": webhook.pk,
+        "api-webhook-delivery-": webhook_delivery.pk,
     }
 
 
@@ -114,6 +132,16 @@ def snapshot(org):
         sorted(CapacityRequest.objects.for_organization(org).values_list("id", "state", "version")),
         sorted(Reservation.objects.for_organization(org).values_list("id", "state", "version")),
         RequestComment.objects.for_organization(org).count(),
+        sorted(
+            WebhookEndpoint.objects.for_organization(org).values_list(
+                "id", "url", "events", "enabled", "secret"
+            )
+        ),
+        sorted(
+            WebhookDelivery.objects.for_organization(org).values_list(
+                "id", "status", "next_attempt_at"
+            )
+        ),
         AuditEvent.objects.for_organization(org).count(),
     )
 

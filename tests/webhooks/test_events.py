@@ -1,0 +1,99 @@
+"""The workflow and the contract alerts publish their events to subscribed endpoints."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from contracts.services import _spend_alert_publish
+from quotas.checks import capacity_request_run_checks
+from quotas.models import CapacityRequest, Reservation
+from quotas.services import capacity_request_approve
+from quotas.services.reservations import reservation_activate
+from tests.api.conftest import reservation_request
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookDelivery
+from webhooks.services import webhook_endpoint_create
+from webhooks.tasks import deliver_task
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def listener(org, owner, receiver):
+    return webhook_endpoint_create(
+        organization=org, actor=owner, url=receiver.url, events=sorted(EVENT_TYPES)
+    )
+
+
+def test_request_and_reservation_transitions_are_published_once_each(
+    org, member, pool, account_manager, listener, receiver
+):
+    capacity_request = reservation_request(org, member, pool, gpu_count=8, days=5)
+    capacity_request_run_checks(request_id=capacity_request.pk)
+    capacity_request_approve(
+        capacity_request=CapacityRequest.objects.for_organization(org).get(pk=capacity_request.pk),
+        actor=account_manager,
+    )
+    reservation = Reservation.objects.for_organization(org).get(request_id=capacity_request.pk)
+
+    sent = list(
+        WebhookDelivery.objects.for_organization(org)
+        .order_by("id")
+        .values_list("event_type", "event_id")
+    )
+    types = [event_type for event_type, _ in sent]
+    assert types[0] == "request.submitted"
+    assert "request.pending_approval" in types
+    assert "request.approved" in types
+    assert len({event_id for _, event_id in sent}) == len(sent)
+
+    approved = WebhookDelivery.objects.for_organization(org).get(event_type="request.approved")
+    data = approved.payload["data"]
+    assert data["request_id"] == capacity_request.pk
+    assert data["state"] == "approved" and data["gpu_count"] == 8
+    assert data["sku"] == "h100-sxm" and data["region"] == "us-east-1"
+    assert data["url"].endswith(f"/o/acme/requests/{capacity_request.pk}/")
+    reservation_activate(reservation_id=reservation.pk, now=reservation.starts_at)
+    active = WebhookDelivery.objects.for_organization(org).get(event_type="reservation.active")
+    assert active.payload["data"]["reservation_id"] == reservation.pk
+    assert active.event_id == f"reservation:{reservation.pk}:v2:active"
+
+    assert deliver_task(approved.pk) == "succeeded"
+    assert receiver.received[0].headers["Portal-Event-Type"] == "request.approved"
+
+
+def test_spend_alerts_are_published(org, listener, pool):
+    from contracts.models import Contract, SpendAlertState
+
+    contract = Contract.objects.for_organization(org).get()
+    state = SpendAlertState.all_objects.create(
+        organization=org,
+        contract=contract,
+        kind="consumed_80",
+        fire_count=1,
+        last_value=Decimal("81.00"),
+    )
+
+    class Burn:
+        consumed = Decimal("8100")
+        committed = Decimal("10000")
+        currency = "USD"
+        consumed_percent = Decimal("81")
+        forecast_at_term_end = Decimal("12000")
+        projected_underuse = Decimal("0")
+        summary = "On track."
+
+    _spend_alert_publish(contract, state, Burn())
+
+    delivery = WebhookDelivery.objects.for_organization(org).get()
+    assert delivery.event_type == "contract.spend_threshold"
+    assert delivery.event_id == f"contract:{contract.pk}:consumed_80:1"
+    assert delivery.payload["data"]["alert"] == "consumed_80"
+    assert delivery.payload["data"]["consumed"] == "8100"
+
+
+def test_nothing_is_queued_for_an_organization_without_endpoints(org, member, pool):
+    reservation_request(org, member, pool, gpu_count=8, days=5)
+    assert not WebhookDelivery.objects.for_organization(org).exists()
