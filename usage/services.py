@@ -34,6 +34,7 @@ ADVISORY_NAMESPACE = 0x75736167  # "usag": the ingest's advisory locks, one per 
 FIELDS = ("organization", "sku", "region", "hour", "gpu_hours")
 HOUR_CACHE_SIZE = 4096  # batches name the same hours over and over; parse each once
 _MISSING = object()
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,13 @@ class _Catalog:
 def _parse_hour(text: str) -> str | None:
     try:
         at = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if at.tzinfo is None or at.minute or at.second or at.microsecond:
+            return None
+        at = at.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if at.tzinfo is None or at.minute or at.second or at.microsecond:
-        return None
-    return at.astimezone(UTC).isoformat()
+    # Metering of another century is a typing mistake (and would overflow date arithmetic).
+    return at.isoformat() if 2000 <= at.year < 2200 else None
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -196,7 +199,11 @@ def _copy_row(
         reservation_text = "\\N"
     else:
         reservation_text = str(reservation).strip()
-        if isinstance(reservation, bool) or not reservation_text.isdigit():
+        if (
+            isinstance(reservation, bool)
+            or not reservation_text.isdigit()
+            or int(reservation_text) > MAX_ID
+        ):
             errors.add(row, line, "reservation", "Give a reservation id (an integer).")
 
     source = fields.get("source") or default_source
