@@ -152,14 +152,20 @@ class Bench:
         with open(f"{prefix}_stats.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         row = next(r for r in rows if r["Name"] == "Aggregated")
+        if int(row["Failure Count"]):
+            print(f"  {name}: {row['Failure Count']} failed requests, see {prefix}_failures.csv")
+
+        def number(key: str) -> float:
+            return float("nan") if row[key] == "N/A" else float(row[key])
+
         return {
             "requests": int(row["Request Count"]),
             "failures": int(row["Failure Count"]),
-            "rps": float(row["Requests/s"]),
-            "p50": float(row["50%"]),
-            "p95": float(row["95%"]),
-            "p99": float(row["99%"]),
-            "mean": float(row["Average Response Time"]),
+            "rps": number("Requests/s"),
+            "p50": number("50%"),
+            "p95": number("95%"),
+            "p99": number("99%"),
+            "mean": number("Average Response Time"),
         }
 
     # --- set-up ---------------------------------------------------------------------------
@@ -183,7 +189,8 @@ class Bench:
             if value is not None:
                 seed_args += [f"--{option.replace('_', '-')}", str(value)]
         call_command("seed_scale", *seed_args)
-        call_command("collectstatic", interactive=False, verbosity=0)
+        if self._static_stale():
+            call_command("collectstatic", interactive=False, verbosity=0)
         marker = scale_seed_marker_get()
         self.sizes = marker["sizes"]
         self.anchor = date.fromisoformat(self.sizes["anchor"])
@@ -226,6 +233,23 @@ class Bench:
             "locust_seconds_per_run": self.args.seconds,
             "body_bytes": len(response.content),
         }
+
+    @staticmethod
+    def _static_stale() -> bool:
+        """Collecting (and compressing) static files takes a minute: only when they changed."""
+        from django.conf import settings
+
+        manifest = Path(settings.STATIC_ROOT) / "staticfiles.json"
+        if not manifest.exists():
+            return True
+        built = manifest.stat().st_mtime
+        sources = [BASE_DIR / "static", BASE_DIR / "assets" / "build"]
+        return any(
+            path.stat().st_mtime > built
+            for folder in sources
+            if folder.exists()
+            for path in folder.rglob("*")
+        )
 
     # --- figures --------------------------------------------------------------------------
     def figure_list(self) -> None:

@@ -393,6 +393,8 @@ def scale_seed(*, sizes: ScaleSizes, log=print) -> dict:
         scale_seed_marker_get()
         cursor.execute(f"DELETE FROM {MARKER_TABLE}")
         tables = _tables_to_empty(cursor)
+        # Deferred foreign-key checks of earlier writes in this transaction would block TRUNCATE.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         drop, create = _deferred_keys(cursor, "usage_usagerecord")
         for statement in drop:

@@ -66,6 +66,9 @@ class Stack:
                 "600",
                 "--forwarded-allow-ips",
                 "127.0.0.1",
+                # A control socket of its own (the default path is shared by every gunicorn).
+                "--control-socket",
+                str(self.log_dir / "gunicorn.ctl"),
             ],
         )
         self._spawn(
