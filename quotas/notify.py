@@ -92,6 +92,19 @@ def organization_managers(organization: Organization) -> list[User]:
     ]
 
 
+def requester_if_member(capacity_request: CapacityRequest) -> User | None:
+    """The requester, while still a member: someone who left or was removed from the
+    organization hears nothing more about its requests."""
+    if not capacity_request.requested_by_id:
+        return None
+    still_member = (
+        Membership.objects.for_organization(capacity_request.organization_id)
+        .filter(user_id=capacity_request.requested_by_id)
+        .exists()
+    )
+    return capacity_request.requested_by if still_member else None
+
+
 def capacity_planners() -> list[User]:
     from quotas.services._base import capacity_planners as planners
 
@@ -130,16 +143,16 @@ _HEADLINES = {
 
 def _audience(
     capacity_request: CapacityRequest, who: Iterable[str]
-) -> tuple[list[User], list[User]]:
+) -> tuple[list[User | None], list[User]]:
     """(tenant-side recipients, staff recipients)."""
-    tenant: list[User] = []
+    tenant: list[User | None] = []
     staff: list[User] = []
     organization = capacity_request.organization
     for group in who:
         if group in ("tenant", "managers"):
             tenant += organization_managers(organization)
-            if group == "tenant" and capacity_request.requested_by_id:
-                tenant.append(capacity_request.requested_by)
+            if group == "tenant":
+                tenant.append(requester_if_member(capacity_request))
         elif group == "account_manager" and organization.account_manager_id:
             staff.append(organization.account_manager)
         elif group == "planners":
@@ -258,9 +271,7 @@ def reservation_moved(reservation: Reservation, *, actor: User | None, reason: s
     if state == V.SCHEDULED:
         return  # the request's approval already says so
     organization = reservation.organization
-    recipients = organization_managers(organization)
-    if reservation.request.requested_by_id:
-        recipients.append(reservation.request.requested_by)
+    recipients = [*organization_managers(organization), requester_if_member(reservation.request)]
     title = _RESERVATION_TITLES[state].format(ref=reservation.reference)
     body = (
         f"{reservation.gpu_count} x {reservation.pool} from "
