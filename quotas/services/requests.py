@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -47,6 +48,10 @@ from ._base import (
 
 S = RequestState
 Kind = CapacityRequest.Kind
+
+# Far above any pool a GPU cloud installs, far below the 32-bit columns that store counts: a
+# larger figure is a typo, refused on its field instead of failing at the database.
+GPU_COUNT_MAX = 1_000_000
 
 
 # --- Validation ----------------------------------------------------------------------------
@@ -84,9 +89,15 @@ def capacity_request_validate(
     if kind == Kind.QUOTA_INCREASE:
         if on_demand_limit is None or on_demand_limit < 0:
             raise DomainError("Give the new on-demand limit in GPUs.", field="on_demand_limit")
+        if on_demand_limit > GPU_COUNT_MAX:
+            raise DomainError(
+                f"An on-demand limit is at most {GPU_COUNT_MAX:,} GPUs.", field="on_demand_limit"
+            )
         return pool
     if gpu_count is None or gpu_count <= 0:
         raise DomainError("Ask for at least one GPU.", field="gpu_count")
+    if gpu_count > GPU_COUNT_MAX:
+        raise DomainError(f"Ask for at most {GPU_COUNT_MAX:,} GPUs.", field="gpu_count")
     if sku.sold_in_whole_nodes and gpu_count % sku.gpus_per_node:
         raise DomainError(
             f"{sku} is sold in whole nodes of {sku.gpus_per_node} GPUs.", field="gpu_count"
@@ -464,7 +475,12 @@ def approval_policy_set(*, organization: Organization, actor: User, **fields) ->
         setattr(policy, name, value)
     policy.updated_by = actor
     policy.updated_at = timezone.now()
-    policy.full_clean(exclude=["organization"])
+    try:
+        policy.full_clean(exclude=["organization"])
+    except ValidationError as exc:
+        # The model's own bounds (a count past its column, too many digits) on the field.
+        name, errors = next(iter(exc.message_dict.items()))
+        raise DomainError(" ".join(errors), field=name) from None
     policy.save()
     audit_record(
         organization=organization,
