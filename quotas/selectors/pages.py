@@ -56,7 +56,8 @@ def _search_filter(search: str) -> Q:
     text = search.strip()
     number = text.upper().removeprefix("REQ-")
     q = Q(justification__icontains=text)
-    if number.isdigit():
+    # isdecimal, not isdigit: "²" is a digit to Python but not a number int() reads.
+    if number.isdecimal() and number.isascii():
         q |= Q(pk=int(number))
     return q
 

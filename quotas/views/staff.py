@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -315,7 +315,8 @@ class StaffBulkApproveView(StaffViewMixin, View):
     http_method_names = ["post"]
 
     def post(self, request, *args, **kwargs) -> HttpResponse:
-        ids = [int(pk) for pk in request.POST.getlist("ids") if pk.isdigit()]
+        # isdecimal, not isdigit: "²" is a digit to Python but not a number int() reads.
+        ids = [int(pk) for pk in request.POST.getlist("ids") if pk.isascii() and pk.isdecimal()]
         back = (
             "staff_second_approvals" if request.POST.get("queue") == "second" else "staff_approvals"
         )
@@ -324,7 +325,12 @@ class StaffBulkApproveView(StaffViewMixin, View):
             return redirect(back)
         approved, refused = [], []
         for pk in ids:
-            capacity_request = pages.staff_request_get(user=request.user, pk=pk)
+            try:
+                # One id this user may not see must not stop the others (already approved).
+                capacity_request = pages.staff_request_get(user=request.user, pk=pk)
+            except Http404:
+                refused.append(f"REQ-{pk}: no such request in your organizations.")
+                continue
             try:
                 services.capacity_request_approve(
                     capacity_request=capacity_request, actor=request.user
