@@ -308,12 +308,20 @@ def webhook_delivery_attempt(*, delivery_id: int) -> str:
 def _attempt_record(
     *, delivery_id: int, attempt: int, sent: transport.Sent | None, error: str
 ) -> str:
-    delivery = _delivery_lock(delivery_id)
+    # Endpoint first, then delivery: disabling an endpoint fails its other open deliveries
+    # while holding the endpoint's lock, so every recorder must queue on the endpoint first.
+    endpoint_id = (
+        WebhookDelivery.all_objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True)
+    ).first()
+    if endpoint_id is None:
+        return "gone"
+    endpoint = WebhookEndpoint.all_objects.select_for_update().filter(pk=endpoint_id).first()
+    delivery = _delivery_lock(delivery_id) if endpoint is not None else None
     if delivery is None:
         return "gone"
     if delivery.attempt_count != attempt or not delivery.is_open:
         return "superseded"
-    endpoint = _endpoint_lock(delivery.endpoint)
+    delivery.endpoint = endpoint
     now = timezone.now()
     delivery.last_response_status = sent.status if sent is not None else None
     delivery.latency_ms = sent.latency_ms if sent is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,6 +47,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     verify_with: tuple | None = None  # (verify function, secret): checked on each request
     verified: list[bool] = field(default_factory=list)
+    delay: float = 0.0  # seconds before answering
 
 
 @pytest.fixture
@@ -62,6 +64,7 @@ def receiver():
                     verify(secret, body, self.headers.get("Portal-Signature", ""))
                 )
             status = state.statuses.pop(0) if state.statuses else state.default_status
+            time.sleep(state.delay)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()
