@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from .models import AuditEvent, Invitation, Membership, Organization, User
+from .models import AuditEvent, Invitation, Membership, Organization, StaffRole, User
+from .permissions import SUPERUSER
+from .selectors import organization_list_for_staff, staff_role_for
 from .services import audit_record, organization_create
 
 
@@ -51,6 +54,30 @@ class ReadOnlyMixin(StaffReadableMixin):
         return False
 
 
+def sees_every_organization(user: User) -> bool:
+    return staff_role_for(user) in (SUPERUSER, StaffRole.CAPACITY_PLANNER)
+
+
+def managed_organization_ids(user: User) -> QuerySet:
+    return organization_list_for_staff(user=user).order_by().values("pk")
+
+
+class ManagedOrganizationsMixin:
+    """An account manager sees in the admin only the organizations they manage, as on the
+    pages; capacity planners and superusers see every organization. ``organization_field`` is
+    the path from the listed model to its organization."""
+
+    organization_field = "organization"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)
+        if sees_every_organization(request.user):
+            return queryset
+        return queryset.filter(
+            **{f"{self.organization_field}__in": managed_organization_ids(request.user)}
+        )
+
+
 def _changes(form) -> dict[str, str]:
     return {name: str(form.cleaned_data.get(name)) for name in form.changed_data}
 
@@ -63,6 +90,16 @@ class UserAdmin(StaffReadableMixin, admin.ModelAdmin):
     ordering = ("email",)
     fields = ("email", "full_name", "staff_role", "is_active", "is_superuser", "last_login")
     readonly_fields = ("last_login",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Account managers see provider staff and the people of their own organizations."""
+        queryset = super().get_queryset(request)
+        if sees_every_organization(request.user):
+            return queryset
+        mine = Membership.all_objects.filter(
+            organization__in=managed_organization_ids(request.user)
+        ).values("user_id")
+        return queryset.filter(Q(pk__in=mine) | ~Q(staff_role="") | Q(is_superuser=True))
 
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         if not change:
@@ -105,7 +142,9 @@ class OrganizationCreateForm(forms.ModelForm):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(StaffReadableMixin, admin.ModelAdmin):
+class OrganizationAdmin(ManagedOrganizationsMixin, StaffReadableMixin, admin.ModelAdmin):
+    organization_field = "pk"
+
     list_display = ("name", "slug", "status", "account_manager", "require_mfa", "created_at")
     list_filter = ("status", "require_mfa", "account_manager")
     search_fields = ("name", "slug")
@@ -158,18 +197,18 @@ class OrganizationAdmin(StaffReadableMixin, admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class InvitationAdmin(ManagedOrganizationsMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("email", "organization", "role", "status", "invited_by", "expires_at")
-    list_filter = ("role", "organization")
+    list_filter = ("role", ("organization", admin.RelatedOnlyFieldListFilter))
     search_fields = ("email", "organization__name")
     list_select_related = ("organization", "invited_by")
     exclude = ("token_hash",)
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuditEventAdmin(ManagedOrganizationsMixin, ReadOnlyMixin, admin.ModelAdmin):
     list_display = ("created_at", "organization", "actor_email", "actor_is_staff", "action")
-    list_filter = ("actor_is_staff", "organization")
+    list_filter = ("actor_is_staff", ("organization", admin.RelatedOnlyFieldListFilter))
     search_fields = ("action", "actor_email", "target_repr")
     list_select_related = ("organization",)
     date_hierarchy = "created_at"

@@ -20,6 +20,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.admin import ManagedOrganizationsMixin
 from accounts.services import audit_record
 from portal.errors import DomainError
 
@@ -221,7 +222,7 @@ class CapacityChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(CapacityHold)
-class CapacityHoldAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CapacityHoldAdmin(ManagedOrganizationsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "pool",
         "organization",
