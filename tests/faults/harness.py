@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,11 +121,17 @@ class Stack:
     def __post_init__(self) -> None:
         self.mail_dir = self.tmp / "mail"
         self.mail_dir.mkdir(parents=True, exist_ok=True)
+        self.stopping = threading.Event()
+        self.supervisors: list[threading.Thread] = []
+        self.restarts: list[str] = []
 
     def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self.stopping.set()
+        for thread in self.supervisors:
+            thread.join(timeout=10)
         for process in reversed(self.processes):
             process.stop()
         if exc_type is not None:
@@ -240,7 +247,8 @@ class Stack:
 
     def task_send(self, name: str, *args: Any) -> None:
         """Publish a task by name, as beat or a web process would."""
-        client = Celery("faults", broker=self.broker_url)
+        # Not the current app: the test process's own tasks must keep their own broker.
+        client = Celery("faults", broker=self.broker_url, set_as_current=False)
         try:
             client.send_task(name, args=list(args))
         finally:
@@ -279,8 +287,8 @@ class Stack:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.web_port}{path}"
 
-    def worker_start(self, name: str = "worker", *, concurrency: int = 1) -> Process:
-        process = self._start(
+    def _worker_spawn(self, name: str, concurrency: int) -> Process:
+        return self._start(
             name,
             [
                 sys.executable,
@@ -300,6 +308,9 @@ class Stack:
                 "--without-heartbeat",
             ],
         )
+
+    def worker_start(self, name: str = "worker", *, concurrency: int = 1) -> Process:
+        process = self._worker_spawn(name, concurrency)
         wait_for(
             lambda: " ready." in process.log_text() or not process.alive(),
             timeout=60,
@@ -307,6 +318,22 @@ class Stack:
             interval=0.2,
         )
         assert process.alive(), process.log_text()[-3000:]
+        return process
+
+    def worker_supervise(self, name: str = "worker", *, concurrency: int = 1) -> Process:
+        """A worker restarted whenever it exits, as systemd (Restart=always) or Kubernetes
+        would; each restart is recorded in ``restarts``."""
+        process = self.worker_start(name, concurrency=concurrency)
+
+        def watch(current: Process) -> None:
+            while not self.stopping.wait(0.2):
+                if not current.alive():
+                    self.restarts.append(f"{current.name} exited {current.popen.returncode}")
+                    current = self._worker_spawn(f"{name}-{len(self.restarts) + 1}", concurrency)
+
+        thread = threading.Thread(target=watch, args=(process,), daemon=True)
+        thread.start()
+        self.supervisors.append(thread)
         return process
 
     # --- e-mail ----------------------------------------------------------------------------------
