@@ -58,13 +58,16 @@ class NotificationBadgeView(LoginRequiredMixin, TemplateView):
         return context
 
 
+def _is_local(request, target: str) -> bool:
+    """A path or URL on this site ("//elsewhere" is another site, not a path)."""
+    return url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+
+
 def _safe_next(request, fallback: str) -> str:
     target = request.POST.get("next") or ""
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
+    return target if _is_local(request, target) else fallback
 
 
 class NotificationOpenView(LoginRequiredMixin, View):
@@ -78,7 +81,7 @@ class NotificationOpenView(LoginRequiredMixin, View):
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("notification_list")
-        if request.POST.get("open") and notification.url.startswith("/"):
+        if request.POST.get("open") and _is_local(request, notification.url):
             return redirect(notification.url)
         return redirect(_safe_next(request, "notification_list"))
 
