@@ -28,6 +28,10 @@ from .models import CapacityChange, CapacityHold, CapacityPool
 from .selectors.availability import FAR_FUTURE, pool_free_min, pool_levels
 from .signals import capacity_freed, holds_at_risk
 
+# Far above any pool a GPU cloud installs, far below the 32-bit columns that store counts: a
+# larger figure is a typo, refused on its field instead of failing at the database.
+GPU_COUNT_MAX = 1_000_000
+
 if TYPE_CHECKING:
     from accounts.models import User
 
@@ -328,6 +332,10 @@ def capacity_change_add(
         )
     if not isinstance(gpus_delta, int) or isinstance(gpus_delta, bool) or gpus_delta == 0:
         raise DomainError("The change must add or remove at least one GPU.", field="gpus_delta")
+    if abs(gpus_delta) > GPU_COUNT_MAX:
+        raise DomainError(
+            f"A change adds or removes at most {GPU_COUNT_MAX:,} GPUs.", field="gpus_delta"
+        )
     if ends_at is not None and ends_at <= effective_at:
         raise DomainError("The end must be after the effective time.", field="ends_at")
     reason = (reason or "").strip()

@@ -20,6 +20,7 @@ from accounts.models import Organization, Role, User
 from accounts.services import audit_record
 from portal.errors import DomainError, NotAllowed
 from quotas import notify
+from quotas.capacity import GPU_COUNT_MAX
 from quotas.models import (
     ApprovalPolicy,
     CapacityPool,
@@ -48,10 +49,6 @@ from ._base import (
 
 S = RequestState
 Kind = CapacityRequest.Kind
-
-# Far above any pool a GPU cloud installs, far below the 32-bit columns that store counts: a
-# larger figure is a typo, refused on its field instead of failing at the database.
-GPU_COUNT_MAX = 1_000_000
 
 
 # --- Validation ----------------------------------------------------------------------------

@@ -59,3 +59,28 @@ def test_an_auto_approval_count_past_its_column_is_refused_on_its_field(
     assert response.status_code == 400
     assert "auto_approve_max_gpus" in response.context["form"].errors
     assert not ApprovalPolicy.all_objects.exists()
+
+
+def test_a_capacity_change_past_any_pool_is_refused_on_its_field(client, capacity_planner, db):
+    from accounts.models import AuditEvent
+    from quotas.models import CapacityChange
+    from tests.factories import CapacityPoolFactory
+
+    pool = CapacityPoolFactory()
+    client.force_login(capacity_planner)
+    response = client.post(
+        reverse("admin:quotas_capacitypool_capacity_change", args=[pool.pk]),
+        {
+            "gpus_delta": "2147483648",
+            "effective_at": "2031-06-01 00:00",
+            "ends_at": "",
+            "reason": "typo",
+            "mode": "refuse",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["gpus_delta"] == [
+        "A change adds or removes at most 1,000,000 GPUs."
+    ]
+    assert not CapacityChange.objects.filter(pool=pool).exists()
+    assert not AuditEvent.all_objects.filter(action="capacity.changed").exists()
