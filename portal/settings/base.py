@@ -295,6 +295,8 @@ SPECTACULAR_SETTINGS = {
         "RequestKindEnum": "quotas.models.CapacityRequest.Kind",
         "OfferKindEnum": "quotas.models.CapacityRequest.OfferKind",
         "CheckOutcomeEnum": "quotas.models.RequestCheck.Outcome",
+        "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "ContractStatusEnum": "contracts.models.Contract.Status",
     },
 }
 
