@@ -103,3 +103,8 @@ def results_write(*, figures: list[Figure], meta: dict, path: Path) -> Path:
     payload = {"meta": meta, "figures": [figure.as_dict() for figure in figures]}
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def table_notes(figures: list[Figure]) -> str:
+    """How each figure with a note was taken (printed under the table)."""
+    return "\n".join(f"- {figure.name}: {figure.note}" for figure in figures if figure.note)

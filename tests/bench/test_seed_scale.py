@@ -10,7 +10,7 @@ from django.db.models import Count, Sum
 from accounts.models import Membership, Organization
 from bench.run import Bench, arguments
 from bench.seed import DEFAULT_ANCHOR, HOLDING_STATES, STATE_BUCKETS
-from bench.table import Figure, results_write, table_text
+from bench.table import Figure, results_write, table_notes, table_text
 from contracts.models import Contract, ContractRate
 from quotas.models import CapacityHold, CapacityPool, CapacityRequest, Reservation
 from quotas.selectors.availability import pool_free_min
@@ -130,6 +130,7 @@ def test_bench_table_from_a_small_run(tiny_scale, tmp_path):
     lines = text.splitlines()
     assert lines[0].startswith("| figure") and len(lines) == 4
     assert "R3 raw hourly aggregate" in text and f"{fleet.ratio:.2f}x" in text
+    assert table_notes(bench.figures).startswith(f"- {availability.name}: free minimum")
 
     path = results_write(figures=bench.figures, meta={"sizes": TINY}, path=tmp_path / "r.json")
     written = json.loads(path.read_text())
