@@ -29,7 +29,7 @@ from .conftest import documented_verify
 
 pytestmark = pytest.mark.django_db
 
-DATA = {"reference": "REQ-000001", "gpu_count": 64}
+DATA = {"reference": "REQ-1", "gpu_count": 64}
 
 
 def publish(org, event_id="evt-1", event_type="request.approved", data=DATA):
