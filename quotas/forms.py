@@ -6,7 +6,11 @@ Django's datetime fields read and show the values there and store aware UTC date
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
+from django.conf import settings
+from django.utils import timezone
 
 from quotas.models import CapacityRequest, GpuSku, Region
 from quotas.workflow import RequestState
@@ -27,6 +31,26 @@ class Form(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+def window_too_far(form: forms.Form, starts_at, ends_at) -> bool:
+    """Refuse, before any availability or price is computed, a window past the horizon: the
+    services refuse it too, and converting such a time to UTC can overflow."""
+    from quotas.services.requests import START_HORIZON
+
+    now = timezone.now()
+    too_far = False
+    if starts_at and starts_at > now + START_HORIZON:
+        form.add_error(
+            "starts_at", f"The start must be within {START_HORIZON.days // 365} years from now."
+        )
+        too_far = True
+    max_days = settings.QUOTAS_MAX_DURATION_DAYS
+    # Subtract, never add: adding days to a time near the end of year 9999 overflows.
+    if ends_at and ends_at - max(starts_at or now, now) > timedelta(days=max_days):
+        form.add_error("ends_at", f"A reservation lasts at most {max_days} days.")
+        too_far = True
+    return too_far
 
 
 class CapacityRequestForm(Form):
@@ -102,7 +126,8 @@ class CapacityRequestForm(Form):
                 if data.get(name) is None and name not in self.errors:
                     self.add_error(name, message)
             starts_at, ends_at = data.get("starts_at"), data.get("ends_at")
-            if starts_at and ends_at and ends_at <= starts_at:
+            window_too_far(self, starts_at, ends_at)
+            if starts_at and ends_at and ends_at <= starts_at and "ends_at" not in self.errors:
                 self.add_error("ends_at", "The end must be after the start.")
         elif (
             data.get("kind") == CapacityRequest.Kind.QUOTA_INCREASE

@@ -50,6 +50,11 @@ from ._base import (
 S = RequestState
 Kind = CapacityRequest.Kind
 
+# A window starts at most this far ahead. Beyond it nobody plans capacity, and a time typed
+# near the end of year 9999 in a zone behind UTC is stored as year 10000, which Python cannot
+# read back: every page listing the request would fail.
+START_HORIZON = timedelta(days=5 * 365)
+
 
 # --- Validation ----------------------------------------------------------------------------
 def capacity_request_validate(
@@ -110,6 +115,11 @@ def capacity_request_validate(
             f"The start must be at least {minutes} minutes from now."
             if lead_time
             else "The start must be in the future.",
+            field="starts_at",
+        )
+    if starts_at > now + START_HORIZON:
+        raise DomainError(
+            f"The start must be within {START_HORIZON.days // 365} years from now.",
             field="starts_at",
         )
     if ends_at <= starts_at:

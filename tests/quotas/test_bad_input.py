@@ -84,3 +84,72 @@ def test_a_capacity_change_past_any_pool_is_refused_on_its_field(client, capacit
     ]
     assert not CapacityChange.objects.filter(pool=pool).exists()
     assert not AuditEvent.all_objects.filter(action="capacity.changed").exists()
+
+
+@pytest.fixture
+def los_angeles(org):
+    org.time_zone = "America/Los_Angeles"
+    org.save()
+    return org
+
+
+FAR = {"starts_at": "9999-12-31T20:00", "ends_at": "9999-12-31T23:59"}
+
+
+@pytest.mark.parametrize("step", ["review", "draft", "submit"])
+def test_a_window_past_the_horizon_is_refused_and_the_pages_still_load(
+    client, los_angeles, owner, catalog, step
+):
+    """In a zone behind UTC, 9999-12-31 20:00 is year 10000 in UTC: once stored, no page
+    listing it could be read back."""
+    org = los_angeles
+    data = {"kind": "reservation", "sku": catalog.sku.pk, "region": catalog.region.pk}
+    data.update(gpu_count=8, step=step, **FAR)
+    client.force_login(owner)
+    response = client.post(org_url("request_create", org), data)
+    assert response.status_code == 200
+    assert response.context["form"].errors["starts_at"] == [
+        "The start must be within 5 years from now."
+    ]
+    assert not CapacityRequest.all_objects.exists()
+    fragment = client.get(org_url("request_availability", org), data)
+    assert fragment.status_code == 200
+    assert client.get(org_url("request_list", org)).status_code == 200
+
+
+def test_the_service_refuses_a_start_past_the_horizon(org, member, catalog):
+    from datetime import UTC, datetime
+
+    from portal.errors import DomainError
+    from quotas.services import capacity_request_create
+
+    with pytest.raises(DomainError) as refused:
+        capacity_request_create(
+            organization=org,
+            actor=member,
+            sku=catalog.sku,
+            region=catalog.region,
+            gpu_count=8,
+            starts_at=soon(6 * 365),
+            ends_at=datetime(9999, 1, 1, tzinfo=UTC),
+        )
+    assert refused.value.field == "starts_at"
+    assert not CapacityRequest.all_objects.exists()
+
+
+def test_a_counter_offer_past_the_horizon_is_refused(
+    client, los_angeles, catalog, request_in_state
+):
+    from quotas.models import CapacityHold
+    from quotas.workflow import RequestState as S
+
+    capacity_request = request_in_state(S.PENDING_APPROVAL, gpu_count=8)
+    client.force_login(los_angeles.account_manager)
+    response = client.post(
+        reverse("staff_counter_offer", args=[capacity_request.pk]),
+        {"gpu_count": 8, "sku": catalog.sku.pk, "region": catalog.region.pk, **FAR},
+    )
+    assert response.status_code == 400
+    capacity_request.refresh_from_db()
+    assert capacity_request.state == S.PENDING_APPROVAL
+    assert not CapacityHold.objects.unscoped_for_staff().exists()
