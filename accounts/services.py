@@ -90,6 +90,9 @@ def organization_update_settings(
     if name is not None and name.strip() != organization.name:
         if not name.strip():
             raise DomainError("The organization needs a name.", field="name")
+        if not name.strip().isprintable():
+            # The name goes into e-mail subjects, where a line break is refused outright.
+            raise DomainError("The name must be one line of printable text.", field="name")
         changes["name"] = [organization.name, name.strip()]
         organization.name = name.strip()
     if require_mfa is not None and require_mfa != organization.require_mfa:
