@@ -158,3 +158,13 @@ def test_api_query_counts_stay_flat_as_records_grow(org, owner, h100, east):
     grow(8, 2)
     assert [_count(client, url) for url in urls] == small
     assert Decimal(client.get(urls[0]).json()["results"][0]["consumed_spend"]) > 0
+
+
+@pytest.mark.django_db
+def test_csv_accepting_client_gets_problem_details_for_a_missing_month(org, owner):
+    response = client_for(owner).get(
+        "/api/v1/orgs/acme/statements/2026-13/", HTTP_ACCEPT="text/csv"
+    )
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 404
