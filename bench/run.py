@@ -297,14 +297,13 @@ class Bench:
 
     def _ingest_batches(self, folder: Path) -> list[Path]:
         """CSV batches of new keys: hours after the newest hour already stored."""
+        from quotas.models import GpuSku
         from usage.models import UsageRecord
 
         newest = UsageRecord.all_objects.order_by("-hour").values_list("hour", flat=True).first()
         first_hour = (newest or datetime(2026, 1, 1, tzinfo=UTC)) + timedelta(hours=1)
         orgs = min(100, self.sizes["orgs"])
-        skus = [code for code, *_ in __import__("bench.seed", fromlist=["SKUS"]).SKUS][
-            : self.sizes["skus"]
-        ]
+        skus = list(GpuSku.objects.order_by("pk").values_list("code", flat=True))
         batches = []
         per_batch_hours = INGEST_BATCH_ROWS // orgs
         for number in range(self.args.ingest_rows // INGEST_BATCH_ROWS):
