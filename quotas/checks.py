@@ -213,6 +213,14 @@ def checks_for(capacity_request: CapacityRequest):
     return (check_standing, check_contract, check_policy)
 
 
+def _needs_planner(capacity_request: CapacityRequest, ctx: ChecksContext) -> bool:
+    """Above the second-approval threshold. Such a request never joins the waitlist on its
+    own: a waitlist offer is booked without a decision, and this one needs a planner's."""
+    from quotas.services.requests import needs_second_approval
+
+    return needs_second_approval(capacity_request, value=ctx.value)
+
+
 def _auto_approvable(capacity_request: CapacityRequest, ctx: ChecksContext) -> bool:
     from quotas.services.requests import approval_policy_for, needs_second_approval
 
@@ -302,6 +310,7 @@ def _decide(capacity_request: CapacityRequest) -> None:
         capacity is not None
         and capacity.outcome == FAIL
         and capacity_request.waitlist_if_unavailable
+        and not _needs_planner(capacity_request, ctx)
     ):
         capacity_request.flagged = True
         request_move(

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from portal.errors import ConflictError, DomainError
+from portal.errors import ConflictError, DomainError, NotAllowed
 from quotas import notify
 from quotas.models import (
     CapacityHold,
@@ -29,7 +29,7 @@ from ._base import (
     require_requester_or_manager,
 )
 from .decisions import reservation_grant
-from .requests import S
+from .requests import S, needs_second_approval, request_value
 
 
 @transaction.atomic
@@ -116,6 +116,14 @@ def capacity_request_waitlist(*, capacity_request: CapacityRequest, actor: User)
     request_require_action("waitlist", capacity_request.state)
     if not capacity_request.is_reservation:
         raise DomainError("Only reservation requests can wait for capacity.", field="kind")
+    if needs_second_approval(capacity_request, value=request_value(capacity_request)):
+        # A waitlist offer is booked without a decision; above the threshold a capacity
+        # planner must approve, so this request stays with its approvers.
+        raise NotAllowed(
+            "A request above the second-approval threshold waits for its approvers, not on "
+            "the waitlist.",
+            field="state",
+        )
     capacity_request.decision_due_at = None
     request_move(
         capacity_request,
