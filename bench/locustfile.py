@@ -15,6 +15,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import gevent
 from locust import constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -25,6 +26,7 @@ RATE = float(os.environ.get("BENCH_RATE", "0"))
 INGEST_DIR = os.environ.get("BENCH_INGEST_DIR", "")
 SUBMIT_SKU = os.environ.get("BENCH_SKU", "")
 SUBMIT_REGION = os.environ.get("BENCH_REGION", "")
+STATS_SETTLE_SECONDS = 3
 
 HEADERS = {"X-Forwarded-Proto": "https", "Accept": "application/json"}
 if TOKEN:
@@ -74,6 +76,8 @@ class PortalUser(FastHttpUser):
     def _ingest(self) -> None:
         batch = next(_batches, None)
         if batch is None:
+            # Give the stats a moment to take the last response in before stopping the run.
+            gevent.sleep(STATS_SETTLE_SECONDS)
             self.environment.runner.quit()
             return
         self.client.post(
