@@ -1,6 +1,7 @@
 """`make run`'s default path works: embedded PostgreSQL, filesystem broker, the Procfile's web
 server and worker. Uses the helpers and the Procfile that scripts/run.py uses."""
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -50,13 +51,23 @@ def process_start(command: str, *, env: dict, log: Path) -> subprocess.Popen:
 
 
 def process_stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
+    """Stop the whole process group, not only the shell: a Celery worker outlives its shell and,
+    left behind, keeps polling its broker folder for ever."""
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
 
 
