@@ -85,7 +85,7 @@ DEMOS = [
     Demo("globex", "owner@globex.example", "Batch transcription backlog", "a100-sxm-80gb",
          "us-west-2", 256, 12, 7, S.COUNTER_OFFERED),
     Demo("acme", "owner@acme.example", "Vision model ablations before hall C",
-         "h200-141gb", "us-central-1", 512, 20, 10, S.WAITLISTED),
+         "h200-141gb", "us-central-1", 256, 20, 10, S.WAITLISTED),
     Demo("globex", "owner@globex.example", "Recommendation retraining window",
          "l40s-48gb", "us-central-1", 96, 10, 5, S.OFFERED),
     # Decided.
