@@ -47,12 +47,24 @@ class UsageCsvRenderer(BaseRenderer):
         if response is not None and response.status_code >= 400:
             return JSONRenderer().render(data)
         rows = data.get("results", []) if isinstance(data, dict) else data or []
+        header = list(rows[0]) if rows else self._empty_header(renderer_context or {})
         out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+        # Always at least the header line: an empty body would lose its Content-Type in DRF
+        # and tell a script nothing about the columns it asked for.
+        writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
         return out.getvalue().encode()
+
+    @staticmethod
+    def _empty_header(renderer_context: dict) -> list[str]:
+        view = renderer_context.get("view")
+        header = getattr(view, "csv_header", None)
+        if header:
+            return list(header)
+        if view is not None and hasattr(view, "get_serializer"):
+            return list(view.get_serializer().fields)
+        return []
 
 
 class IngestResultSerializer(serializers.Serializer):
@@ -304,6 +316,12 @@ class UsageAggregateView(OrganizationAPIView):
         region_codes = (
             dict(Region.objects.values_list("pk", "code")) if "region" in group_by else {}
         )
+        self.csv_header = [
+            "period",
+            *(column for column in ("sku", "region", "reservation") if column in group_by),
+            "gpu_hours",
+            "record_count",
+        ]
         data = []
         for row in rows:
             item: dict[str, Any] = {"period": row.bucket.isoformat()}

@@ -179,3 +179,20 @@ def test_records_list_query_count_is_flat(catalog, read_key, django_assert_num_q
     )
     with django_assert_num_queries(len(few.captured_queries)):
         assert client.get("/api/v1/orgs/acme/usage/").json()["count"] == 80
+
+
+def test_csv_of_no_rows_is_its_header_line(catalog, read_key):
+    client = bearer(read_key.key)
+
+    records = client.get("/api/v1/orgs/acme/usage/", HTTP_ACCEPT="text/csv")
+    assert records.status_code == 200
+    assert records["Content-Type"].startswith("text/csv")
+    assert records.content.decode().startswith("id,sku,region,reservation,hour,gpu_hours")
+
+    aggregate = client.get(
+        "/api/v1/orgs/acme/usage/aggregate/",
+        {"granularity": "day", "group_by": "sku,region", "from": "2026-01-01", "to": "2026-01-02"},
+        HTTP_ACCEPT="text/csv",
+    )
+    assert aggregate["Content-Type"].startswith("text/csv")
+    assert aggregate.content.decode().splitlines() == ["period,sku,region,gpu_hours,record_count"]
