@@ -24,6 +24,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.mfa import mfa_required_for_organization
 from accounts.models import ApiKey, Organization
 from accounts.selectors import OrganizationAccess, organization_access_get, staff_role_for
 from accounts.services import audit_record
@@ -150,6 +151,12 @@ class OrganizationAPIMixin(PortalAPIMixin):
                 "Your role in this organization does not allow this."
                 if self.access.is_member
                 else "Provider staff have read-only access here."
+            )
+        if self.access.is_member and mfa_required_for_organization(request.user, self.organization):
+            # The same rule as on the pages; a key acts for its user and follows it too.
+            raise exceptions.PermissionDenied(
+                f"{self.organization.name} requires two-factor authentication: set it up in "
+                "the portal (Security) before using the API."
             )
         if self.access.is_staff_access:
             record_staff_access(request, self.organization)
