@@ -81,6 +81,8 @@ def process_env(*, database_url: str, port: int, extra: dict[str, str] | None = 
             "DJANGO_SETTINGS_MODULE": env.get("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE),
             "DATABASE_URL": database_url,
             "PORT": str(port),
+            # Links in e-mails and webhooks point at the port actually served.
+            "SITE_URL": env.get("SITE_URL") or f"http://127.0.0.1:{port}",
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONUNBUFFERED": "1",
         }
