@@ -76,12 +76,7 @@ class Session:
         host = urlparse(live_server.url).netloc
         self.page.on(
             "console",
-            lambda m: (
-                m.type == "error"
-                # The browser asks for /favicon.ico on its own; the portal has no icon yet.
-                and not m.location.get("url", "").endswith("/favicon.ico")
-                and self.errors.append(f"{m.text} at {m.location}")
-            ),
+            lambda m: m.type == "error" and self.errors.append(f"{m.text} at {m.location}"),
         )
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on(
