@@ -111,9 +111,15 @@ def table_state():
         )
     )
     keys = ("organization_id", "sku_id", "region_id", "reservation_id", "gpu_hours", "record_count")
-    daily = list(UsageDaily.objects.unscoped_for_staff().order_by("id").values_list("day", *keys))
+    # Ordered by the natural key, not the id: a rebuild inserts the same rows in another order.
+    order = ("organization_id", "sku_id", "region_id", "reservation_id")
+    daily = list(
+        UsageDaily.objects.unscoped_for_staff().order_by("day", *order).values_list("day", *keys)
+    )
     monthly = list(
-        UsageMonthly.objects.unscoped_for_staff().order_by("id").values_list("month", *keys)
+        UsageMonthly.objects.unscoped_for_staff()
+        .order_by("month", *order)
+        .values_list("month", *keys)
     )
     return records, daily, monthly
 

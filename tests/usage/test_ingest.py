@@ -225,8 +225,8 @@ def test_rebuild_gives_the_same_rollups(catalog):
     usage_rollups_rebuild()
 
     assert table_state()[0] == before[0]
-    assert [row[1:] for row in table_state()[1]] == [row[1:] for row in before[1]]
-    assert [row[1:] for row in table_state()[2]] == [row[1:] for row in before[2]]
+    assert table_state()[1] == before[1]
+    assert table_state()[2] == before[2]
 
 
 KEYS = st.tuples(
