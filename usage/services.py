@@ -457,6 +457,9 @@ def usage_ingest(
         cursor.execute(LOCK_SQL, [ADVISORY_NAMESPACE])
         cursor.execute(UPSERT_SQL, {"now": timezone.now()})
         inserted, replaced, unchanged, _written, _rollups = cursor.fetchone()
+        if inserted or replaced:
+            cursor.execute("SELECT DISTINCT organization_id FROM usage_ingest_staging ORDER BY 1")
+            _alerts_after_ingest([organization_id for (organization_id,) in cursor.fetchall()])
         # ON COMMIT DROP only fires at the outermost commit; a caller's transaction may ingest
         # again before that.
         cursor.execute("DROP TABLE usage_ingest_staging")
@@ -467,6 +470,14 @@ def usage_ingest(
         unchanged=unchanged,
         duplicates=received - inserted - replaced - unchanged,
     )
+
+
+def _alerts_after_ingest(organization_ids: list[int]) -> None:
+    """Spend and quota alerts follow usage at once, not only on the hourly scan: the contracts
+    app queues their evaluation for after this transaction commits."""
+    from contracts.services import alerts_after_usage_ingest  # contracts prices through usage
+
+    alerts_after_usage_ingest(organization_ids=organization_ids)
 
 
 REBUILD_SQL = [

@@ -268,3 +268,21 @@ def test_rollups_equal_raw_sums_after_random_ingests(catalog, batches):
             )
         assert rollups_match_raw() == ([], [])
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_has_the_spend_alerts_of_the_organizations_evaluated(catalog, org, other_org):
+    from contracts.models import SpendAlertState
+    from portal.celery import app
+    from tests.factories import ContractFactory
+
+    touched = ContractFactory(organization=org)
+    untouched = ContractFactory(organization=other_org)
+    app.conf.task_always_eager = True
+    try:
+        ingest([record(hour=JAN, gpu_hours="3")])
+    finally:
+        app.conf.task_always_eager = False
+
+    assert SpendAlertState.all_objects.filter(contract=touched).exists()
+    assert not SpendAlertState.all_objects.filter(contract=untouched).exists()
