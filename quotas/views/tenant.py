@@ -3,6 +3,7 @@ reservations (list, detail, cancel, release early, extend)."""
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -450,21 +451,22 @@ class RequestCommentView(OrgPage, View):
         )
 
 
-class _ActionView(OrgPage, View):
-    """GET asks for confirmation (and a reason where one is wanted), POST does it."""
+class _ActionView(OrgPage, View, abc.ABC):
+    """GET asks for confirmation (and a reason where one is wanted), POST does it. Subclasses
+    name the object (``get_object``), the service call (``run``) and where to go back."""
 
     permission_map = {"GET": "requests.view", "HEAD": "requests.view", "POST": "requests.view"}
     actions: dict[str, Action]
     template_name = "quotas/action_confirm.html"
 
-    def get_object(self):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get_object(self): ...
 
-    def run(self, action: Action, obj, reason: str):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def run(self, action: Action, obj, reason: str): ...
 
-    def detail_url(self, obj) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def detail_url(self, obj) -> str: ...
 
     def resolve(self, kwargs) -> tuple[Action, object]:
         action = self.actions.get(kwargs["action"])
