@@ -57,6 +57,21 @@ def reservation_lock(pk: int) -> Reservation:
 
 
 # --- Recorded moves ------------------------------------------------------------------------
+def _state_save(
+    obj: CapacityRequest | Reservation,
+    *,
+    to_state: str,
+    at: datetime,
+    update_fields: tuple[str, ...],
+) -> None:
+    """Store a checked move of a locked request or reservation; the version bump is its ETag."""
+    obj.state = to_state
+    obj.state_changed_at = at
+    obj.version += 1
+    obj.updated_at = timezone.now()
+    obj.save(update_fields=["state", "state_changed_at", "version", "updated_at", *update_fields])
+
+
 def request_move(
     capacity_request: CapacityRequest,
     *,
@@ -71,19 +86,7 @@ def request_move(
     from_state = capacity_request.state
     request_require_move(from_state, to_state)
     at = at or timezone.now()
-    capacity_request.state = to_state
-    capacity_request.state_changed_at = at
-    capacity_request.version += 1
-    capacity_request.updated_at = timezone.now()
-    capacity_request.save(
-        update_fields=[
-            "state",
-            "state_changed_at",
-            "version",
-            "updated_at",
-            *update_fields,
-        ]
-    )
+    _state_save(capacity_request, to_state=to_state, at=at, update_fields=update_fields)
     _event_and_audit(
         organization=capacity_request.organization,
         capacity_request=capacity_request,
@@ -131,13 +134,7 @@ def reservation_move(
     from_state = reservation.state
     reservation_require_move(from_state, to_state)
     at = at or timezone.now()
-    reservation.state = to_state
-    reservation.state_changed_at = at
-    reservation.version += 1
-    reservation.updated_at = timezone.now()
-    reservation.save(
-        update_fields=["state", "state_changed_at", "version", "updated_at", *update_fields]
-    )
+    _state_save(reservation, to_state=to_state, at=at, update_fields=update_fields)
     _event_and_audit(
         organization=reservation.organization,
         capacity_request=reservation.request,
