@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, time
+
 from django import forms
 
 from .models import TIME_ZONE_CHOICES, Role
@@ -59,3 +61,35 @@ class AuditFilterForm(forms.Form):
         if data.get("since") and data.get("until") and data["until"] <= data["since"]:
             self.add_error("until", "Must be after the From date.")
         return data
+
+
+class ApiKeyForm(forms.Form):
+    """What the API keys page asks for; the service judges name, scopes and expiry, so the page
+    and the API give the same answers."""
+
+    name = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="What uses the key, e.g. “CI pipeline” or “capacity planning script”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    scopes = forms.MultipleChoiceField(
+        required=False,
+        choices=[
+            ("read", "Read: see requests, reservations, usage and contracts"),
+            ("write", "Write: create and change requests and reservations"),
+        ],
+        initial=["read"],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="A key never does more than your own role allows.",
+    )
+    expires_at = forms.DateField(
+        required=False,
+        label="Expires on (optional)",
+        help_text="The key stops working at 00:00 UTC on this date. Leave empty for no expiry.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def expires_at_instant(self) -> datetime | None:
+        day = self.cleaned_data.get("expires_at")
+        return None if day is None else datetime.combine(day, time.min, UTC)

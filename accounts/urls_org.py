@@ -17,5 +17,11 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("settings/", views.OrganizationSettingsView.as_view(), name="organization_settings"),
+    path("settings/api-keys/", views.ApiKeyListView.as_view(), name="api_key_list"),
+    path(
+        "settings/api-keys/<int:api_key_id>/revoke/",
+        views.ApiKeyRevokeView.as_view(),
+        name="api_key_revoke",
+    ),
     path("audit/", views.AuditLogView.as_view(), name="audit_log"),
 ]

@@ -1,4 +1,5 @@
-"""Pages for organizations: members, invitations, settings, audit log; invitation links."""
+"""Pages for organizations: members, invitations, settings, API keys, audit log; invitation
+links."""
 
 from __future__ import annotations
 
@@ -13,14 +14,21 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.generic import TemplateView
 
 from portal.errors import DomainError
 
-from . import selectors, services
+from . import apikeys, selectors, services
 from .adapters import INVITATION_SESSION_KEY
-from .forms import AuditFilterForm, InvitationForm, MembershipRoleForm, OrganizationSettingsForm
-from .models import Invitation, Membership, Role
+from .forms import (
+    ApiKeyForm,
+    AuditFilterForm,
+    InvitationForm,
+    MembershipRoleForm,
+    OrganizationSettingsForm,
+)
+from .models import ApiKey, Invitation, Membership, Role
 from .views_base import OrganizationViewMixin
 
 AUDIT_PAGE_SIZE = 50
@@ -244,6 +252,99 @@ class OrganizationSettingsView(OrganizationViewMixin, TemplateView):
                 messages.success(request, "Settings saved.")
                 return redirect("organization_settings", org_slug=self.organization.slug)
         return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+API_KEYS_MANAGE = {"GET": "api_keys.manage", "HEAD": "api_keys.manage", "POST": "api_keys.manage"}
+
+
+def api_key_state(api_key: ApiKey, *, at) -> str:
+    if api_key.revoked_at is not None:
+        return "revoked"
+    return "active" if api_key.is_usable(at) else "expired"
+
+
+class ApiKeyListView(OrganizationViewMixin, TemplateView):
+    """The organization's API keys; POST creates one through the service the API uses and
+    shows its secret once (owners and admins)."""
+
+    template_name = "accounts/api_key_list.html"
+    permission_map = API_KEYS_MANAGE
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        keys = list(
+            ApiKey.objects.for_organization(self.organization)
+            .select_related("created_by")
+            .order_by("-created_at", "-id")
+        )
+        for api_key in keys:
+            api_key.state = api_key_state(api_key, at=now)
+        context["api_keys"] = keys
+        context.setdefault("form", ApiKeyForm())
+        return context
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            try:
+                issued = apikeys.api_key_create_for_organization(
+                    organization=self.organization,
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_at=form.expires_at_instant(),
+                    created_by=request.user,
+                    request=request,
+                )
+            except DomainError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                response = self.response_class(
+                    request=request,
+                    template="accounts/api_key_secret.html",
+                    context={
+                        **super().get_context_data(**kwargs),
+                        "api_key": issued.api_key,
+                        "secret": issued.key,
+                    },
+                    status=201,
+                )
+                # The only copy of the secret: keep it out of every cache and the history.
+                response["Cache-Control"] = "no-store"
+                return response
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class ApiKeyRevokeView(OrganizationViewMixin, TemplateView):
+    """GET asks for confirmation; POST revokes the key (its next request gets 401)."""
+
+    template_name = "accounts/api_key_confirm_revoke.html"
+    permission_map = API_KEYS_MANAGE
+
+    def get_api_key(self) -> ApiKey:
+        api_key = (
+            ApiKey.objects.for_organization(self.organization)
+            .select_related("created_by")
+            .filter(pk=self.kwargs["api_key_id"])
+            .first()
+        )
+        if api_key is None:
+            raise Http404("No such API key.")
+        return api_key
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["api_key"] = self.get_api_key()
+        return context
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        api_key = self.get_api_key()
+        if api_key.revoked_at is not None:
+            messages.info(request, f"{api_key.name} ({api_key.prefix}) was already revoked.")
+        else:
+            apikeys.api_key_revoke(api_key=api_key, actor=request.user, request=request)
+            messages.success(request, f"{api_key.name} ({api_key.prefix}) is revoked.")
+        return redirect("api_key_list", org_slug=self.organization.slug)
 
 
 class AuditLogView(OrganizationViewMixin, TemplateView):

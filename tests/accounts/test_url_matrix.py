@@ -14,6 +14,7 @@ import pytest
 from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from accounts.apikeys import api_key_create_for_organization
 from accounts.models import Role, StaffRole
 from accounts.permissions import role_has, staff_role_has
 from accounts.views_base import OrganizationViewMixin
@@ -116,6 +117,7 @@ def acme_world(org, other_org, owner, member, other_owner, pending_invitation, a
     """Acme with a member of every role, an open invitation and an account manager."""
     for role in (Role.ADMIN, Role.BILLING, Role.VIEWER):
         make_member(org, role, email=f"{role}@acme.example")
+    api_key_create_for_organization(organization=org, name="CI", scopes=["read"], created_by=owner)
     return org
 
 
@@ -244,6 +246,8 @@ ACCOUNT_PAGE_CAPABILITIES = {
     "invitation_revoke": {"GET": "members.manage", "POST": "members.manage"},
     "organization_settings": {"GET": "org.view", "POST": "org.manage"},
     "audit_log": {"GET": "audit.view"},
+    "api_key_list": {"GET": "api_keys.manage", "POST": "api_keys.manage"},
+    "api_key_revoke": {"GET": "api_keys.manage", "POST": "api_keys.manage"},
 }
 
 
