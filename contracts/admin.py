@@ -11,6 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.models import Organization, StaffRole
 from accounts.services import audit_record
@@ -88,6 +89,8 @@ class ContractForm(forms.ModelForm):
                 contract_require_transition(current, status)
             except IllegalTransition as exc:
                 raise ValidationError(exc.message) from None
+            if current == Contract.Status.ACTIVE and status == Contract.Status.TERMINATED:
+                self.instance.terminated_at = timezone.now()  # it priced usage up to now
         return status
 
 

@@ -39,6 +39,9 @@ class Contract(models.Model):
     payment_terms = models.CharField(max_length=120, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When an active contract was terminated: it priced usage up to then. Empty for a contract
+    # terminated as a draft (never in force) and for every other status.
+    terminated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     all_objects = models.Manager()
     objects = TenantManager()

@@ -43,7 +43,11 @@ def contract_status_set(
         except ValidationError as exc:
             field, messages = next(iter(exc.message_dict.items()))
             raise DomainError(messages[0], field=field) from None
-    contract.save(update_fields=["status"])
+    update_fields = ["status"]
+    if previous == Contract.Status.ACTIVE and status == Contract.Status.TERMINATED:
+        contract.terminated_at = timezone.now()
+        update_fields.append("terminated_at")
+    contract.save(update_fields=update_fields)
     audit_record(
         organization=contract.organization,
         actor=actor,

@@ -6,9 +6,13 @@ Which rate, per UTC day of usage:
 1. Usage tied to a reservation: the reservation's frozen rate and currency (source
    ``"reservation"``). The reservation itself is charged for its whole window, so these lines
    are **not billable** again (``billable=False``); they are shown to explain the figure.
-2. Otherwise the organization's active contract whose term contains the day: its rate for the
+2. Otherwise the organization's contract that was **in force** on the day: its rate for the
    SKU in the region, else its rate for the SKU in any region, in the contract's currency
-   (source ``"contract"``), as ``contracts.selectors.contract_rate_for`` decides.
+   (source ``"contract"``), as ``contracts.selectors.contract_rate_for`` decides. In force
+   means what held at the time of use, not the status today: an active or expired contract on
+   the days of its term, a terminated one on the days of its term that began before its
+   termination (``Contract.terminated_at``); a draft never, nor a contract terminated as a
+   draft. Late usage for a day therefore gets the rate it would have had on time.
 3. Otherwise the SKU's list price in USD (source ``"list"``).
 
 Rounding (docs/pricing.md): the amount of a line is GPU-hours x rate computed exactly, rounded
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
@@ -65,6 +69,31 @@ def round_money(amount: Fraction) -> Decimal:
     return pricing_round_money(amount)
 
 
+IN_FORCE_STATUSES = (
+    Contract.Status.ACTIVE,
+    Contract.Status.EXPIRED,
+    Contract.Status.TERMINATED,
+)
+
+
+def contract_in_force_until(contract: Contract) -> date:
+    """The day after the last UTC day of use the contract prices: its term end, or for a
+    terminated contract the day after the one its termination fell in (usage is priced per UTC
+    day; a day that began while the contract was in force is its day). A contract terminated
+    as a draft, never in force, ends where it starts."""
+    if contract.status != Contract.Status.TERMINATED:
+        return contract.term_end
+    if contract.terminated_at is None:
+        return contract.term_start
+    terminated = contract.terminated_at.astimezone(UTC)
+    last = (
+        terminated.date()
+        if terminated.timetz() == time.min.replace(tzinfo=UTC)
+        else (terminated.date() + timedelta(days=1))
+    )
+    return max(contract.term_start, min(contract.term_end, last))
+
+
 def usage_cost_lines(
     *,
     organization: Organization | int,
@@ -75,19 +104,26 @@ def usage_cost_lines(
     """Priced usage of one organization over the UTC days [start, end), one line per
     (bucket, SKU, region, reservation, contract), ordered by bucket, SKU, region."""
     org_id = organization if isinstance(organization, int) else organization.pk
-    contracts = list(
-        Contract.objects.for_organization(org_id)
-        .filter(status=Contract.Status.ACTIVE, term_start__lt=end, term_end__gt=start)
+    in_force = [
+        (contract, until)
+        for contract in Contract.objects.for_organization(org_id)
+        .filter(
+            status__in=IN_FORCE_STATUSES,
+            term_start__lt=end,
+            term_end__gt=start,
+        )
         # contract_active_for: the most recently started contract wins where terms overlap.
         .order_by("-term_start", "-pk")
-    )
+        if (until := contract_in_force_until(contract)) > contract.term_start
+    ]
+    contracts = [contract for contract, _ in in_force]
     contract_case = Case(
         *(
             When(
-                Q(reservation_id__isnull=True, day__gte=c.term_start, day__lt=c.term_end),
+                Q(reservation_id__isnull=True, day__gte=c.term_start, day__lt=until),
                 then=Value(c.pk),
             )
-            for c in contracts
+            for c, until in in_force
         ),
         default=Value(None),
         output_field=IntegerField(),

@@ -138,3 +138,14 @@ def test_admin_refuses_an_illegal_status_move(manager_client, org):
     assert "cannot move to active" in response.content.decode()
     contract.refresh_from_db()
     assert contract.status == "expired"
+
+
+@pytest.mark.django_db
+def test_admin_termination_records_when_the_contract_stopped_pricing(manager_client, org):
+    contract = ContractFactory(organization=org)
+    url = reverse("admin:contracts_contract_change", args=[contract.pk])
+    response = manager_client.post(url, contract_form(contract, status="terminated"))
+    assert response.status_code == 302
+    contract.refresh_from_db()
+    assert contract.status == "terminated"
+    assert contract.terminated_at is not None

@@ -176,3 +176,24 @@ def test_page_query_count_is_flat_as_records_grow(
     with django_assert_num_queries(13):
         response = owner_client.get(URL, params)
     assert len(response.context["figures"]["rows"]) > 10
+
+
+def test_expired_contract_still_prices_late_usage_of_its_term(catalog, owner_client, h100):
+    contract = ContractFactory(
+        organization=catalog,
+        number="ACME-OLD",
+        status="expired",
+        term_start=JAN.date(),
+        term_end=JAN.date() + timedelta(days=1),
+    )
+    ContractRateFactory(contract=contract, sku=h100, price_per_gpu_hour=Decimal("2.0000"))
+    ingest([record(hour=h, gpu_hours="1") for h in hours(JAN, 48)])
+
+    response = owner_client.get(URL, JANUARY)
+
+    # The contract has expired since, but it was in force on 1 January: 24 x 2.00, then list.
+    assert [r["cost"]["USD"] for r in response.context["figures"]["rows"]] == [
+        Decimal("48.00"),
+        Decimal("72.00"),
+    ]
+    assert response.context["figures"]["totals"]["cost"] == {"USD": Decimal("120.00")}
