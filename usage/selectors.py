@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
-from django.db.models import Count, DateField, F, Q, QuerySet, Sum
+from django.db.models import Count, DateField, F, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Trunc
+from django.utils import timezone
 
 from accounts.models import Organization
 from quotas.models import GpuSku, Region, Reservation
@@ -46,6 +47,28 @@ class ReservationUsage:
     reserved_gpu_hours: Decimal  # GPUs x hours of the reservation inside the window
     used_gpu_hours: Decimal
     utilization: Decimal | None  # used / reserved, None when nothing was reserved
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """One SKU in one region: the quota at ``hour`` against the GPUs in use in that hour."""
+
+    hour: datetime
+    sku: GpuSku
+    region: Region
+    reserved: int
+    on_demand: int
+    in_use: Decimal  # GPU-hours metered in the hour: the mean number of GPUs in use
+    percent: Decimal | None  # in use / quota x 100, one decimal; None: use without quota
+
+    @property
+    def quota(self) -> int:
+        return self.reserved + self.on_demand
+
+    @property
+    def meter_value(self) -> Decimal:
+        """What the bar shows: the percentage, capped at 100 (use without quota: full)."""
+        return Decimal(100) if self.percent is None else min(self.percent, Decimal(100))
 
 
 @dataclass(frozen=True)
@@ -208,6 +231,71 @@ def usage_by_reservation(
             )
         )
     return result
+
+
+def usage_quota_utilization(
+    *, organization: Organization, now: datetime | None = None
+) -> tuple[datetime, list[QuotaUse]]:
+    """The organization's quota per SKU and region against the GPUs in use, judged on the
+    latest metered hour: the last hour with usage up to the last complete hour (metering
+    arrives late; an hour still running is not complete), else the last complete hour.
+
+    GPUs in use = the GPU-hours metered in that hour (the mean number of GPUs busy), quota =
+    running reservations + on-demand limit at the hour's start
+    (``quotas.selectors.quotas.organization_quota_at``), the figures the quota alerts judge.
+    Five queries whatever the records: the latest hour's usage (through the (organization,
+    hour) index), the quota (two), GPU types and regions.
+    """
+    from quotas.selectors.quotas import organization_quota_at
+
+    now = now or timezone.now()
+    last_complete = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(
+        hours=1
+    )
+    records = UsageRecord.objects.for_organization(organization)
+    used_rows = list(
+        records.filter(
+            hour=Subquery(
+                records.filter(hour__lte=last_complete).order_by("-hour").values("hour")[:1]
+            )
+        )
+        .values("hour", "sku_id", "region_id")
+        .annotate(gpus=Sum("gpu_hours"))
+        .order_by()
+    )
+    hour = used_rows[0]["hour"] if used_rows else last_complete
+    used = {(row["sku_id"], row["region_id"]): row["gpus"] for row in used_rows}
+    quota = {
+        (line.sku_id, line.region_id): line
+        for line in organization_quota_at(organization=organization, at=hour)
+    }
+    keys = set(used) | set(quota)
+    skus = GpuSku.objects.in_bulk({sku_id for sku_id, _ in keys})
+    regions = Region.objects.in_bulk({region_id for _, region_id in keys})
+    result = []
+    for sku_id, region_id in keys:
+        line = quota.get((sku_id, region_id))
+        reserved, on_demand = (line.reserved, line.on_demand) if line else (0, 0)
+        in_use = used.get((sku_id, region_id), ZERO)
+        limit = reserved + on_demand
+        percent = (
+            (in_use * 100 / limit).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+            if limit
+            else (None if in_use else Decimal("0.0"))
+        )
+        result.append(
+            QuotaUse(
+                hour=hour,
+                sku=skus[sku_id],
+                region=regions[region_id],
+                reserved=reserved,
+                on_demand=on_demand,
+                in_use=in_use,
+                percent=percent,
+            )
+        )
+    result.sort(key=lambda row: (row.sku.name, row.region.code))
+    return hour, result
 
 
 def usage_fleet_by_sku(*, start: date, end: date) -> list[FleetSkuUsage]:

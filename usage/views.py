@@ -17,7 +17,7 @@ from quotas.models import GpuSku, Region
 
 from .costing import usage_cost_lines
 from .forms import UsageHistoryForm
-from .selectors import usage_by_reservation
+from .selectors import usage_by_reservation, usage_quota_utilization
 
 ZERO = Decimal("0")
 
@@ -100,8 +100,11 @@ class UsageHistoryView(OrganizationViewMixin, TemplateView):
             )
             if request.GET.get("format") == "csv":
                 return self.csv_response(figures, params)
+            quota_hour, quota_use = usage_quota_utilization(organization=self.organization)
             context.update(
                 figures=figures,
+                quota_hour=quota_hour,
+                quota_use=quota_use,
                 params=params,
                 reservations=usage_by_reservation(
                     organization=self.organization, start=start, end=end

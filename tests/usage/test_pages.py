@@ -158,8 +158,9 @@ def test_page_query_count_is_flat_as_records_grow(
     )
     owner_client.get(URL, params)
     # session, user, organization, membership, ...; contracts, rollups priced, rates, list
-    # prices, reservation rates, group names; reservations and their usage.
-    with django_assert_num_queries(13):
+    # prices, reservation rates, group names; reservations and their usage; quota
+    # utilization: the latest hour's usage, reservations, on-demand limits, GPU types, regions.
+    with django_assert_num_queries(18):
         owner_client.get(URL, params)
     ingest(
         [
@@ -173,7 +174,7 @@ def test_page_query_count_is_flat_as_records_grow(
             for h in hours(reservation.starts_at, 24)
         ]
     )
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(18):
         response = owner_client.get(URL, params)
     assert len(response.context["figures"]["rows"]) > 10
 
