@@ -15,6 +15,8 @@ class EventGroup(models.TextChoices):
     APPROVALS = "approvals", "Decisions waiting on me (sign-off, approval, offers)"
     REMINDERS = "reminders", "Reminders and escalations of due decisions"
     ACCOUNT = "account", "Members, invitations and security"
+    CONTRACTS = "contracts", "Contract alerts: committed spend consumed, under-use forecast"
+    QUOTAS = "quotas", "Quota alerts: GPUs in use nearing or over the quota"
     OTHER = "other", "Everything else"
 
 
@@ -32,6 +34,8 @@ EVENT_PREFIX_GROUPS: dict[str, str] = {
     "member.": EventGroup.ACCOUNT,
     "invitation.": EventGroup.ACCOUNT,
     "security.": EventGroup.ACCOUNT,
+    "contract.": EventGroup.CONTRACTS,
+    "quota.": EventGroup.QUOTAS,
 }
 
 

@@ -73,14 +73,17 @@ class Delivery(models.TextChoices):
     NONE = "none", "In the portal only"
 
 
-# What a user gets before choosing anything: decisions and reminders at once, the rest once a
-# day, so nobody is flooded but nothing that waits on them is late.
+# What a user gets before choosing anything: decisions, reminders and alerts at once, the rest
+# once a day, so nobody is flooded but nothing that waits on them is late. Contract and quota
+# alerts fire once per threshold crossing, so sending them at once stays quiet.
 DEFAULT_DELIVERY: dict[str, str] = {
     EventGroup.REQUESTS: Delivery.IMMEDIATE,
     EventGroup.RESERVATIONS: Delivery.DIGEST,
     EventGroup.APPROVALS: Delivery.IMMEDIATE,
     EventGroup.REMINDERS: Delivery.IMMEDIATE,
     EventGroup.ACCOUNT: Delivery.IMMEDIATE,
+    EventGroup.CONTRACTS: Delivery.IMMEDIATE,
+    EventGroup.QUOTAS: Delivery.IMMEDIATE,
     EventGroup.OTHER: Delivery.DIGEST,
 }
 

@@ -188,6 +188,8 @@ def test_preferences_page_saves_choice(client, member):
         "approvals": "immediate",
         "reminders": "immediate",
         "account": "immediate",
+        "contracts": "immediate",
+        "quotas": "none",
         "other": "digest",
     }
     assert client.post(url, data).status_code == 302
@@ -212,3 +214,34 @@ def test_org_notification_list_shows_only_that_org(client, org, other_org, owner
         == 404
     )
     assert other_membership_user.pk
+
+
+def test_contract_and_quota_events_have_groups_of_their_own():
+    from notifications.events import EventGroup, event_group
+
+    assert event_group("contract.spend_threshold") == EventGroup.CONTRACTS
+    assert event_group("contract.underuse_forecast") == EventGroup.CONTRACTS
+    assert event_group("quota.utilization") == EventGroup.QUOTAS
+    assert event_group("webhook.disabled") == EventGroup.OTHER
+
+
+@pytest.mark.django_db
+def test_contract_and_quota_alerts_follow_their_own_choices(client, org, member):
+    client.login(email=member.email, password=PASSWORD)
+    page = client.get(reverse("notification_preferences")).content.decode()
+    assert "Contract alerts" in page and "Quota alerts" in page
+    notification_preferences_set(
+        user=member, deliveries={"contracts": Delivery.DIGEST, "quotas": Delivery.NONE}
+    )
+    (spend,) = publish(org, [member], key="c", event="contract.spend_threshold")
+    (quota,) = publish(org, [member], key="q", event="quota.utilization")
+    (other,) = publish(org, [member], key="w", event="webhook.disabled")
+    assert (spend.delivery, quota.delivery, other.delivery) == ("digest", "none", "digest")
+    notification_preferences_set(user=member, deliveries={"contracts": Delivery.NONE})
+    (later,) = publish(org, [member], key="c2", event="contract.spend_threshold")
+    assert later.delivery == "none"
+    # The defaults: alerts fire once per crossing, so they go out at once.
+    (fresh,) = publish(
+        org, [make_member(org, email="new@acme.example")], key="q2", event="quota.utilization"
+    )
+    assert fresh.delivery == "immediate"
