@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -106,9 +107,12 @@ def quota_alerts_evaluate(
 
 def _publish(organization, state: QuotaAlertState, gpus, limit, percent) -> None:
     from notifications.services import notification_publish
+    from webhooks.services import webhook_event_publish
 
     sku = GpuSku.objects.get(pk=state.sku_id)
     region = Region.objects.get(pk=state.region_id)
+    # Names the alert and its n-th firing: a repeated evaluation never tells anyone twice.
+    event_id = f"quota:{state.sku_id}:{state.region_id}:{state.threshold}:{state.fire_count}"
     title = f"{sku.name} in {region.code}: quota {state.threshold} % used"
     body = (
         f"{gpus.normalize():f} GPUs were in use in the hour from {state.last_hour:%Y-%m-%d %H:%M} "
@@ -130,7 +134,7 @@ def _publish(organization, state: QuotaAlertState, gpus, limit, percent) -> None
         title=title,
         body=body,
         url=f"/o/{organization.slug}/usage/",
-        dedupe_key=(f"quota:{state.sku_id}:{state.region_id}:{state.threshold}:{state.fire_count}"),
+        dedupe_key=event_id,
     )
     audit_record(
         organization=organization,
@@ -146,8 +150,15 @@ def _publish(organization, state: QuotaAlertState, gpus, limit, percent) -> None
         "percent": str(percent),
         "gpus_in_use": str(gpus),
         "quota": limit,
-        "hour": state.last_hour.isoformat(),
+        "hour": state.last_hour.isoformat().replace("+00:00", "Z"),
+        "url": f"{settings.SITE_URL}/o/{organization.slug}/usage/",
     }
+    webhook_event_publish(
+        organization=organization,
+        event_type="quota.utilization",
+        data=payload,
+        event_id=event_id,
+    )
     transaction.on_commit(
         lambda: quota_alert_fired.send(
             sender=QuotaAlertState,

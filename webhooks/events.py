@@ -2,7 +2,7 @@
 
 Request and reservation events are named after the state the object reached
 (``request.approved``, ``reservation.activated`` is ``reservation.active``), so the catalogue
-follows the workflow tables; contract alerts are named as their notifications are.
+follows the workflow tables; contract and quota alerts are named as their notifications are.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ RESERVATION_EVENTS = {
 ALERT_EVENTS = {
     "contract.spend_threshold": "Contract: committed spend consumed crossed 50, 80 or 100 %",
     "contract.underuse_forecast": "Contract: commitment forecast to be under-used at term end",
+    "quota.utilization": "Quota: GPUs in use crossed 80, 95 or 100 % of the quota",
 }
 
 EVENT_TYPES: dict[str, str] = {**REQUEST_EVENTS, **RESERVATION_EVENTS, **ALERT_EVENTS}

@@ -174,3 +174,13 @@ def test_another_organization_gets_404(org, other_owner, endpoint):
         assert getattr(stranger, method)(path).status_code == 404, (method, path)
     endpoint.refresh_from_db()
     assert endpoint.enabled
+
+
+def test_quota_alerts_can_be_subscribed_through_the_api(owner_api, org, receiver):
+    response = owner_api.post(
+        BASE,
+        {"url": receiver.url, "events": ["quota.utilization", "contract.spend_threshold"]},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["events"] == ["contract.spend_threshold", "quota.utilization"]

@@ -97,3 +97,57 @@ def test_spend_alerts_are_published(org, listener, pool):
 def test_nothing_is_queued_for_an_organization_without_endpoints(org, member, pool):
     reservation_request(org, member, pool, gpu_count=8, days=5)
     assert not WebhookDelivery.objects.for_organization(org).exists()
+
+
+def test_a_quota_crossing_is_delivered_once_to_subscribed_endpoints_only(
+    org, owner, h100, east, receiver
+):
+    from datetime import UTC, datetime
+
+    from django.conf import settings
+
+    from contracts.quota_alerts import quota_alerts_evaluate
+    from quotas.models import OnDemandQuotaChange
+    from tests.contracts.conftest import record_usage
+
+    from .conftest import documented_verify
+
+    subscribed = webhook_endpoint_create(
+        organization=org, actor=owner, url=receiver.url, events=["quota.utilization"]
+    )
+    webhook_endpoint_create(
+        organization=org,
+        actor=owner,
+        url=receiver.url + "/other",
+        events=["request.approved", "contract.spend_threshold"],
+    )
+    hour = datetime(2026, 5, 4, 10, tzinfo=UTC)
+    OnDemandQuotaChange.all_objects.create(
+        organization=org, sku=h100, region=east, old_limit=0, new_limit=10, effective_at=hour
+    )
+    record_usage(org, h100, east, hour, "9")  # 90 % of 10: crosses 80, not 95
+
+    assert [t for *_, t in quota_alerts_evaluate(organization=org, hour=hour)] == [80]
+    assert quota_alerts_evaluate(organization=org, hour=hour) == []  # evaluated again: no more
+
+    delivery = WebhookDelivery.objects.for_organization(org).get()
+    assert delivery.endpoint == subscribed
+    assert delivery.event_type == "quota.utilization"
+    assert delivery.event_id == f"quota:{h100.pk}:{east.pk}:80:1"
+    assert delivery.payload["data"] == {
+        "sku": "h100-sxm",
+        "region": "us-east-1",
+        "threshold": 80,
+        "percent": "90.0",
+        "gpus_in_use": "9.0000",
+        "quota": 10,
+        "hour": "2026-05-04T10:00:00Z",
+        "url": f"{settings.SITE_URL}/o/acme/usage/",
+    }
+
+    receiver.verify_with = (documented_verify(), subscribed.secret)
+    assert deliver_task(delivery.pk) == "succeeded"
+    (received,) = receiver.received
+    assert received.path == "/hooks/portal"
+    assert received.headers["Portal-Event-Type"] == "quota.utilization"
+    assert receiver.verified == [True]

@@ -138,3 +138,11 @@ def test_another_organization_gets_404(client, org, other_owner, endpoint):
         assert getattr(client, method)(path).status_code == 404, (method, path)
     assert WebhookEndpoint.objects.for_organization(org).exists()
     assert WebhookDelivery.objects.for_organization(org).get().status == "pending"
+
+
+def test_quota_alerts_can_be_chosen_in_the_form(client, org, owner, receiver):
+    client.force_login(owner)
+    assert 'value="quota.utilization"' in client.get(LIST).content.decode()
+    response = client.post(LIST, {"url": receiver.url, "events": ["quota.utilization"]})
+    assert response.status_code == 201
+    assert WebhookEndpoint.objects.for_organization(org).get().events == ["quota.utilization"]
