@@ -64,7 +64,10 @@ REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     # Declining an offer withdraws the request; a lapsed offer expires it.
     R.COUNTER_OFFERED: frozenset({R.APPROVED, R.WITHDRAWN, R.EXPIRED}),
     R.WAITLISTED: frozenset({R.OFFERED, R.WITHDRAWN, R.EXPIRED}),
-    R.OFFERED: frozenset({R.APPROVED, R.WITHDRAWN, R.EXPIRED}),
+    # A waitlist offer accepted on a request that still needs a provider decision (flagged by
+    # the checks, or above the second-approval thresholds) goes to the account manager with its
+    # hold kept; any other accepted offer is booked at once.
+    R.OFFERED: frozenset({R.APPROVED, R.PENDING_APPROVAL, R.WITHDRAWN, R.EXPIRED}),
     # An approved reservation request is cancelled with its reservation (before start).
     R.APPROVED: frozenset({R.CANCELLED}),
     R.REJECTED: frozenset(),
@@ -121,12 +124,13 @@ REQUEST_ACTION_TARGETS: dict[str, frozenset[str]] = {
     "approve": frozenset({R.PENDING_SECOND_APPROVAL, R.APPROVED}),
     "reject": frozenset({R.REJECTED}),
     "counter_offer": frozenset({R.COUNTER_OFFERED}),
-    "accept_offer": frozenset({R.APPROVED}),
+    "accept_offer": frozenset({R.APPROVED, R.PENDING_APPROVAL}),
     "decline_offer": frozenset({R.WITHDRAWN}),
     "waitlist": frozenset({R.WAITLISTED}),
     "withdraw": frozenset({R.WITHDRAWN}),
     "expire": frozenset({R.EXPIRED}),
-    "waitlist_offer": frozenset({R.OFFERED}),
+    # Booked (or sent to the approvers) at once when the organization auto-accepts.
+    "waitlist_offer": frozenset({R.OFFERED, R.APPROVED, R.PENDING_APPROVAL}),
 }
 
 V = ReservationState

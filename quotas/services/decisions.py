@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import User
@@ -22,6 +23,7 @@ from quotas.models import (
     OnDemandQuota,
     OnDemandQuotaChange,
     Region,
+    RequestCheck,
     Reservation,
 )
 from quotas.workflow import (
@@ -50,6 +52,51 @@ from .requests import (
 
 
 # --- Provider decisions --------------------------------------------------------------------
+def request_needs_decision(capacity_request: CapacityRequest) -> bool:
+    """Whether a person on the provider side still owes this request a decision before it may
+    be booked: it is above the second-approval thresholds (a capacity planner approves too), or
+    the automatic checks flagged it with a warning about something other than capacity (contract
+    cover, a soft policy limit), which is the account manager's to weigh. Not having capacity
+    is no such warning: a waitlist offer answers it."""
+    if needs_second_approval(capacity_request, value=request_value(capacity_request)):
+        return True
+    if not capacity_request.flagged:
+        return False
+    checks = RequestCheck.objects.for_organization(capacity_request.organization_id).filter(
+        request=capacity_request
+    )
+    last_run = checks.aggregate(last=Max("run"))["last"]
+    return (
+        last_run is not None
+        and checks.filter(run=last_run)
+        .exclude(name="capacity")
+        .exclude(outcome=RequestCheck.Outcome.PASS)
+        .exists()
+    )
+
+
+def held_offer(capacity_request: CapacityRequest) -> CapacityHold | None:
+    """The hold a request awaiting a decision keeps from a waitlist offer its tenant accepted
+    (see ``offer_to_approvers``), if it still holds."""
+    if not capacity_request.offer_hold_id or capacity_request.state not in (
+        S.PENDING_APPROVAL,
+        S.PENDING_SECOND_APPROVAL,
+    ):
+        return None
+    hold = CapacityHold.all_objects.select_related("pool").get(pk=capacity_request.offer_hold_id)
+    return hold if hold.released_at is None else None
+
+
+def held_offer_release(capacity_request: CapacityRequest, *, actor: User | None) -> None:
+    """Give back what a request awaiting a decision holds (rejected, withdrawn, expired or
+    counter-offered): ``capacity_freed`` then offers it to the next waitlisted request."""
+    from quotas.capacity import hold_release
+
+    hold = held_offer(capacity_request)
+    if hold is not None:
+        hold_release(hold=hold, actor=actor)
+
+
 def pending_approval_enter(
     capacity_request: CapacityRequest,
     *,
@@ -224,7 +271,30 @@ def quota_grant(
     return quota
 
 
+def _held_pool(capacity_request: CapacityRequest, hold: CapacityHold, pool: CapacityPool | None):
+    if pool is not None and pool.pk != hold.pool_id:
+        raise DomainError(
+            f"This request holds its capacity in {hold.pool}; approve it there or reject it.",
+            field="pool",
+        )
+    return CapacityPool.objects.select_related("sku", "region").get(pk=hold.pool_id)
+
+
 def request_grant(capacity_request, *, actor, pool=None, reason=""):
+    hold = held_offer(capacity_request)
+    if hold is not None:
+        # The accepted waitlist offer's capacity has been held for this decision: book exactly
+        # that hold (no new capacity check, which would count the hold against itself).
+        return reservation_grant(
+            capacity_request,
+            actor=actor,
+            pool=_held_pool(capacity_request, hold, pool),
+            gpu_count=capacity_request.offer_gpu_count,
+            starts_at=capacity_request.offer_starts_at,
+            ends_at=capacity_request.offer_ends_at,
+            hold=hold,
+            reason=reason,
+        )
     if capacity_request.is_reservation:
         chosen = _pool_choice(capacity_request, pool)
         return reservation_grant(
@@ -261,7 +331,13 @@ def capacity_request_approve(
         request_grant(capacity_request, actor=actor, pool=pool, reason=reason)
     else:
         require_decider(actor, organization)
-        chosen = _pool_choice(capacity_request, pool) if capacity_request.is_reservation else None
+        hold = held_offer(capacity_request)
+        if hold is not None:
+            chosen = _held_pool(capacity_request, hold, pool)
+        elif capacity_request.is_reservation:
+            chosen = _pool_choice(capacity_request, pool)
+        else:
+            chosen = None
         if chosen is not None:
             capacity_request.pool = chosen
         if needs_second_approval(capacity_request, value=request_value(capacity_request)):
@@ -310,6 +386,7 @@ def capacity_request_reject(
         require_decider(actor, capacity_request.organization)
     request_require_action("reject", capacity_request.state)
     reason = reason_required(reason)
+    held_offer_release(capacity_request, actor=actor)
     capacity_request.decided_by = actor
     capacity_request.decided_at = timezone.now()
     capacity_request.decision_reason = reason
@@ -426,6 +503,9 @@ def capacity_request_counter_offer(
         capacity_request.ends_at,
     ):
         raise DomainError("A counter-offer must change something; to accept, approve.")
+    # What an accepted waitlist offer held for this decision goes back first, so the
+    # counter-offer may use the same GPUs.
+    held_offer_release(capacity_request, actor=actor)
     offer_place(
         capacity_request,
         kind=CapacityRequest.OfferKind.COUNTER,

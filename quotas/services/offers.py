@@ -28,7 +28,13 @@ from ._base import (
     request_move,
     require_requester_or_manager,
 )
-from .decisions import reservation_grant
+from .decisions import (
+    held_offer,
+    held_offer_release,
+    pending_approval_enter,
+    request_needs_decision,
+    reservation_grant,
+)
 from .requests import S, needs_second_approval, request_value
 
 
@@ -37,7 +43,8 @@ def capacity_request_accept_offer(
     *, capacity_request: CapacityRequest, actor: User | None
 ) -> CapacityRequest:
     """The tenant accepts a counter-offer or a waitlist offer: the offer's hold becomes the
-    reservation's hold (no new capacity check: it was held)."""
+    reservation's hold (no new capacity check: it was held). A waitlist offer on a request that
+    still needs a provider decision goes to the account manager instead, its hold kept."""
     capacity_request = request_lock(capacity_request.pk)
     if actor is not None:
         require_requester_or_manager(actor, capacity_request, "requests.create")
@@ -49,9 +56,18 @@ def capacity_request_accept_offer(
     return capacity_request
 
 
-def offer_accept_locked(capacity_request: CapacityRequest, *, actor: User | None) -> Reservation:
+def offer_accept_locked(
+    capacity_request: CapacityRequest, *, actor: User | None
+) -> Reservation | None:
+    """Book an accepted offer, or hand it to the approvers when a decision is still owed
+    (returns None then). The caller holds the request lock and notifies."""
     hold = CapacityHold.all_objects.select_related("pool").get(pk=capacity_request.offer_hold_id)
     pool = CapacityPool.objects.select_related("sku", "region").get(pk=hold.pool_id)
+    if capacity_request.offer_kind == CapacityRequest.OfferKind.WAITLIST and (
+        request_needs_decision(capacity_request)
+    ):
+        offer_to_approvers(capacity_request, actor=actor, hold=hold, pool=pool)
+        return None
     return reservation_grant(
         capacity_request,
         actor=actor,
@@ -61,6 +77,36 @@ def offer_accept_locked(capacity_request: CapacityRequest, *, actor: User | None
         ends_at=capacity_request.offer_ends_at,
         hold=hold,
         reason="Offer accepted" if actor is not None else "Offer accepted automatically",
+    )
+
+
+def offer_to_approvers(
+    capacity_request: CapacityRequest,
+    *,
+    actor: User | None,
+    hold: CapacityHold,
+    pool: CapacityPool,
+) -> None:
+    """An accepted waitlist offer that no one on the provider side has decided: the request
+    goes to the account manager (who passes it on to the capacity planners above the
+    thresholds, as usual) with the usual decision due time, reminders and escalation. The
+    offer's hold is kept, made firm, for as long as the decision takes: approval books it as it
+    is; rejection, withdrawal, a counter-offer or expiry at the start release it, and the freed
+    capacity goes to the next waitlisted request."""
+    from quotas.capacity import hold_confirm_offer
+
+    hold_confirm_offer(hold=hold, actor=actor)
+    capacity_request.pool = pool
+    capacity_request.offer_expires_at = None
+    who = "Offer accepted" if actor is not None else "Offer accepted automatically"
+    pending_approval_enter(
+        capacity_request,
+        actor=actor,
+        reason=(
+            f"{who}; this request still needs its approvers' decision, so its capacity is held "
+            "until they decide."
+        ),
+        update_fields=("pool", "offer_expires_at"),
     )
 
 
@@ -100,6 +146,7 @@ def capacity_request_withdraw(
     require_requester_or_manager(actor, capacity_request, "requests.create")
     from_state = capacity_request.state
     request_require_action("withdraw", from_state)
+    held_offer_release(capacity_request, actor=actor)
     request_move(capacity_request, to_state=S.WITHDRAWN, actor=actor, reason=reason.strip())
     if from_state in REQUEST_OFFER_STATES:
         _release_offer(capacity_request, actor=actor)
@@ -122,6 +169,12 @@ def capacity_request_waitlist(*, capacity_request: CapacityRequest, actor: User)
         raise NotAllowed(
             "A request above the second-approval threshold waits for its approvers, not on "
             "the waitlist.",
+            field="state",
+        )
+    if held_offer(capacity_request) is not None:
+        raise DomainError(
+            "This request already holds capacity from an accepted offer while its approvers "
+            "decide; it cannot wait for more.",
             field="state",
         )
     capacity_request.decision_due_at = None
@@ -152,6 +205,7 @@ def capacity_request_expire(*, request_id: int, now: datetime | None = None) -> 
         return False
     if state in REQUEST_OFFER_STATES:
         _release_offer(capacity_request)
+    held_offer_release(capacity_request, actor=None)
     reason = "The offer lapsed." if lapsed and not started else "Undecided at its start."
     capacity_request.decision_due_at = None
     request_move(
