@@ -79,6 +79,8 @@ def process_env(*, database_url: str, port: int, extra: dict[str, str] | None = 
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": env.get("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE),
+            # Debug pages and runserver's static files on the laptop; the settings default is off.
+            "DJANGO_DEBUG": env.get("DJANGO_DEBUG", "true"),
             "DATABASE_URL": database_url,
             "PORT": str(port),
             # Links in e-mails and webhooks point at the port actually served.

@@ -14,7 +14,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off unless asked for: a process started without the variable never shows debug pages (tracebacks,
+# settings) to the world. `make run` asks for it (scripts/run.py); the test settings set it off.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -287,6 +289,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.Role",
+        "NotificationDeliveryEnum": "notifications.models.Delivery",
         "OrganizationStatusEnum": "accounts.models.Organization.Status",
         "InvitationStatusEnum": "accounts.api.INVITATION_STATUSES",
         "ApiKeyStateEnum": "accounts.api.API_KEY_STATES",
