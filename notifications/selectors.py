@@ -6,14 +6,19 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from accounts.models import User
+from accounts.models import Organization, User
 
 from .events import EventGroup
 from .models import DEFAULT_DELIVERY, Notification, NotificationPreference
 
 
-def notification_list(*, user: User, unread_only: bool = False) -> QuerySet[Notification]:
+def notification_list(
+    *, user: User, organization: Organization | None = None, unread_only: bool = False
+) -> QuerySet[Notification]:
+    """The user's notifications, newest first; only those about ``organization`` if given."""
     qs = Notification.objects.filter(recipient=user).select_related("organization")
+    if organization is not None:
+        qs = qs.filter(organization=organization)
     if unread_only:
         qs = qs.filter(read_at__isnull=True)
     return qs.order_by("-created_at", "-id")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -197,10 +197,27 @@ def notification_mark_read(*, user: User, notification_id: int) -> Notification:
     return notification
 
 
-def notification_mark_all_read(*, user: User) -> int:
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).update(
-        read_at=timezone.now()
-    )
+def notification_mark_all_read(
+    *,
+    user: User,
+    organization: Organization | None = None,
+    up_to_id: int | None = None,
+    up_to: datetime | None = None,
+) -> int:
+    """Mark the user's unread notifications read; returns how many.
+
+    ``organization`` limits it to those about one organization; ``up_to_id`` and ``up_to``
+    (inclusive) to those no newer than the last one the caller has seen, so a script that
+    read a page does not mark what arrived since.
+    """
+    qs = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if organization is not None:
+        qs = qs.filter(organization=organization)
+    if up_to_id is not None:
+        qs = qs.filter(pk__lte=up_to_id)
+    if up_to is not None:
+        qs = qs.filter(created_at__lte=up_to)
+    return qs.update(read_at=timezone.now())
 
 
 @transaction.atomic

@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from accounts import api as accounts_api
 from contracts import api as contracts_api
+from notifications import api as notifications_api
 from quotas.api import catalog as catalog_api
 from quotas.api import requests as requests_api
 from quotas.api import staff as staff_api
@@ -29,6 +30,9 @@ organization.register("statements", contracts_api.StatementViewSet, basename="ap
 organization.register("usage", usage_api.UsageRecordViewSet, basename="api-usage-record")
 organization.register("webhooks", webhooks_api.WebhookEndpointViewSet, basename="api-webhook")
 organization.register(
+    "notifications", notifications_api.NotificationViewSet, basename="api-notification"
+)
+organization.register(
     "webhooks/deliveries", webhooks_api.WebhookDeliveryViewSet, basename="api-webhook-delivery"
 )
 
@@ -52,6 +56,11 @@ urlpatterns = [
     path("schema/", SchemaView.as_view(), name="api-schema"),
     path("docs/", DocsView.as_view(), name="api-docs"),
     path("me/", accounts_api.MeView.as_view(), name="api-me"),
+    path(
+        "me/notification-preferences/",
+        notifications_api.NotificationPreferencesView.as_view(),
+        name="api-notification-preferences",
+    ),
     path("usage/ingest", usage_api.UsageIngestView.as_view(), name="api-usage-ingest"),
     path("", include(catalog.urls)),
     path("orgs/", accounts_api.OrganizationListView.as_view(), name="api-organization-list"),

@@ -19,6 +19,7 @@ from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organiza
 from accounts.permissions import role_has
 from accounts.services import invitation_create
 from contracts.models import Contract
+from notifications.models import Notification
 from quotas.models import CapacityRequest, RequestComment, Reservation
 from tests.conftest import make_member
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -81,9 +82,25 @@ def queries():
     }
 
 
+def notification_of(org):
+    """Notifications belong to a person: each caller's sample is one of their own, made for
+    them on first use (a callable sample takes the user the URL is built for)."""
+
+    def sample(user):
+        notification, _ = Notification.objects.get_or_create(
+            recipient=user,
+            dedupe_key="matrix",
+            defaults={"organization": org, "event": "request.approved", "title": "REQ-1"},
+        )
+        return notification.pk
+
+    return sample
+
+
 @pytest.fixture
 def acme(org, owner, member, pending_request, reservation):
-    """Acme with one object of each kind the routes name: route-name prefix -> id."""
+    """Acme with one object of each kind the routes name: route-name prefix -> id, or a
+    function of the calling user for objects that belong to a person."""
     issued_key = api_key_create_for_organization(
         organization=org, name="existing", scopes=["read"], created_by=owner
     )
@@ -110,15 +127,17 @@ def acme(org, owner, member, pending_request, reservation):
         "api-statement-": timezone.now().strftime("%Y-%m"),  # the open month
         "api-webhook-": webhook.pk,
         "api-webhook-delivery-": webhook_delivery.pk,
+        "api-notification-": notification_of(org),
     }
 
 
-def url_for(route, samples, slug="acme"):
+def url_for(route, samples, user, slug="acme"):
     kwargs = {"org_slug": slug}
     for name in route.kwargs - {"org_slug"}:
         prefixes = [p for p in samples if route.name.startswith(p)]
         assert prefixes, f"add a sample object for {route.name} ({route.route})"
-        kwargs[name] = samples[max(prefixes, key=len)]
+        sample = samples[max(prefixes, key=len)]
+        kwargs[name] = sample(user) if callable(sample) else sample
     return reverse(route.name, kwargs=kwargs)
 
 
@@ -143,6 +162,7 @@ def snapshot(org):
             )
         ),
         AuditEvent.objects.for_organization(org).count(),
+        sorted(Notification.objects.filter(organization=org).values_list("id", "read_at")),
     )
 
 
@@ -177,6 +197,7 @@ def capability_of(route, method):
 def test_the_matrix_covers_routes():
     names = {route.name for route in ORG_ROUTES}
     assert {"api-member-detail", "api-request-list", "api-reservation-cancel"} <= names
+    assert {"api-notification-list", "api-notification-read", "api-notification-read-all"} <= names
     assert {route.name for route in STAFF_ROUTES} >= {"api-staff-request-approve"}
 
 
@@ -190,11 +211,11 @@ def rolled_back():
 
 @pytest.mark.parametrize(("route", "method"), cases(ORG_ROUTES))
 def test_foreign_and_missing_credentials_are_refused_and_change_nothing(
-    acme, org, other_owner, other_org_key, approvals_key, read_key, route, method
+    acme, org, owner, other_owner, other_org_key, approvals_key, read_key, route, method
 ):
     """Another organization's key or session and a provider key get 404; no credential 401;
     a read-only key cannot write (403) but reads what its user may read."""
-    url = url_for(route, acme)
+    url = url_for(route, acme, owner)  # the user the read-only key acts for
     other_session = APIClient()
     other_session.force_login(other_owner)
     before = snapshot(org)
@@ -225,9 +246,9 @@ def test_each_role_gets_exactly_what_the_capability_table_says(
     capability = capability_of(route, method)
     assert capability is not None, f"{route.name} {method} declares no capability"
     users = {Role.OWNER: owner, Role.MEMBER: member}
-    url = url_for(route, acme)
     for role in Role.values:
         user = users.get(role) or make_member(org, role, email=f"{role}@acme.example")
+        url = url_for(route, acme, user)
         client = APIClient()
         client.force_login(user)
         before = snapshot(org)
