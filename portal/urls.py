@@ -28,5 +28,6 @@ urlpatterns = [
     path("invitations/", include("accounts.urls_invitations")),
     path("o/<slug:org_slug>/", include(org_patterns)),
     path("staff/", include("quotas.urls_staff")),
+    path("staff/", include("usage.urls_staff")),
     path("notifications/", include("notifications.urls")),
 ]

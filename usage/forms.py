@@ -51,3 +51,53 @@ class UsageHistoryForm(forms.Form):
             elif (end - start).days > MAX_DAYS:
                 self.add_error("start", "Show at most three years at a time.")
         return cleaned
+
+
+MAX_MONTHS = 36
+
+
+def parse_month(value: str) -> date:
+    """``YYYY-MM`` to the month's first day."""
+    year, month = value.split("-")
+    return date(int(year), int(month), 1)
+
+
+class MonthField(forms.CharField):
+    widget = forms.TextInput(attrs={"type": "month", "pattern": r"\d{4}-\d{2}"})
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value:
+            return None
+        try:
+            return parse_month(value)
+        except ValueError:
+            raise forms.ValidationError("Enter a month as YYYY-MM.") from None
+
+    def prepare_value(self, value):
+        return value.strftime("%Y-%m") if isinstance(value, date) else value
+
+
+class FleetUsageForm(forms.Form):
+    """The staff fleet-usage filter: whole UTC months, both included."""
+
+    start = MonthField(label="From (UTC month)")
+    end = MonthField(label="To (UTC month, included)")
+
+    def __init__(self, data=None, *, today: date, **kwargs):
+        start, _ = default_window(today)
+        bound = {"start": start.strftime("%Y-%m"), "end": today.strftime("%Y-%m")}
+        bound.update({k: v for k, v in (data or {}).items() if k in self.base_fields and v})
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(bound, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end:
+            months = (end.year - start.year) * 12 + end.month - start.month + 1
+            if months < 1:
+                self.add_error("end", "The last month must not be before the first.")
+            elif months > MAX_MONTHS:
+                self.add_error("start", "Show at most 36 months at a time.")
+        return cleaned

@@ -1,5 +1,6 @@
 """The usage history page: GPU-hours and cost by day, week or month, by GPU type or region,
-reserved against used GPU-hours per reservation, and the same figures as CSV."""
+reserved against used GPU-hours per reservation, quota utilization, and the same figures as
+CSV; and the staff fleet-usage page."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.generic import TemplateView
 
-from accounts.views_base import OrganizationViewMixin
+from accounts.permissions import STAFF_CAPABILITIES
+from accounts.selectors import organization_list_for_staff
+from accounts.views_base import OrganizationViewMixin, StaffViewMixin
 from quotas.models import GpuSku, Region
 
 from .costing import usage_cost_lines
-from .forms import UsageHistoryForm
+from .fleet import next_month, usage_fleet
+from .forms import FleetUsageForm, UsageHistoryForm
 from .selectors import usage_by_reservation, usage_quota_utilization
 
 ZERO = Decimal("0")
@@ -133,4 +137,63 @@ class UsageHistoryView(OrganizationViewMixin, TemplateView):
                     *(row["cost"][c] for c in currencies),
                 ]
             )
+        return response
+
+
+class FleetUsageView(StaffViewMixin, TemplateView):
+    """Staff: GPU-hours and cost by GPU type, by region and the top organizations over whole
+    months, for the organizations the staff member may see (``organization_list_for_staff``),
+    with the ``usage.view`` capability of the staff role table; and the same as CSV."""
+
+    template_name = "usage/staff_fleet_usage.html"
+    staff_roles = STAFF_CAPABILITIES["usage.view"]
+
+    def get(self, request, *args, **kwargs):
+        form = FleetUsageForm(request.GET, today=timezone.now().date())
+        context = self.get_context_data(form=form)
+        if not form.is_valid():
+            return self.render_to_response(context, status=400)
+        start, end = form.cleaned_data["start"], next_month(form.cleaned_data["end"])
+        fleet = usage_fleet(
+            organizations=organization_list_for_staff(user=request.user), start=start, end=end
+        )
+        if request.GET.get("format") == "csv":
+            return self.csv_response(fleet)
+        chart = {
+            "currencies": fleet.currencies,
+            "by_sku": self.chart_part(fleet.by_sku, fleet.currencies),
+        }
+        context.update(
+            fleet=fleet,
+            chart=chart,
+            last_month=form.cleaned_data["end"],
+            csv_query=request.GET.urlencode(),
+        )
+        return self.render_to_response(context)
+
+    @staticmethod
+    def chart_part(rows, currencies) -> dict:
+        return {
+            "labels": [row.name for row in rows],
+            "gpu_hours": [str(row.gpu_hours) for row in rows],
+            "cost": [str(row.cost[currencies[0]]) for row in rows] if len(currencies) == 1 else [],
+        }
+
+    def csv_response(self, fleet) -> HttpResponse:
+        """Exactly the three tables on the page, one after the other."""
+        last = fleet.end - timedelta(days=1)
+        name = f"fleet-usage-{fleet.start:%Y-%m}-{last:%Y-%m}.csv"
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        writer = csv.writer(response, lineterminator="\n")
+        writer.writerow(["table", "name", "gpu_hours", *(f"cost_{c}" for c in fleet.currencies)])
+        for table, rows in (
+            ("gpu_type", fleet.by_sku),
+            ("region", fleet.by_region),
+            ("top_organization", fleet.top_organizations),
+        ):
+            for row in rows:
+                writer.writerow(
+                    [table, row.name, row.gpu_hours, *(row.cost[c] for c in fleet.currencies)]
+                )
         return response
