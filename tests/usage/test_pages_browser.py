@@ -12,9 +12,11 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from accounts.models import Organization, User
+from accounts.selectors import organization_list_for_staff
 from quotas.models import GpuSku, Region
 from tests.quotas.test_pages_browser import Session, browser  # noqa: F401 (fixture)
 from usage.costing import usage_cost_lines
+from usage.fleet import next_month, usage_fleet
 from usage.selectors import usage_series
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -166,5 +168,45 @@ def test_usage_chart_shows_the_selector_figures_for_the_demo(browser, live_serve
     show(page, granularity="month", group_by="region")
     check_page_matches_selectors(page, acme, granularity="month", group_by="region")
     session.shot("usage-history-month-region")
+    assert session.axe_serious() == []
+    session.close()
+
+
+FLEET_JS = """() => {
+    const chart = Chart.getChart(document.getElementById("fleet-chart"));
+    return {
+        labels: chart.data.labels,
+        datasets: chart.data.datasets.map((d) => [d.type, d.label, d.data.map(String)]),
+    };
+}"""
+
+
+def test_fleet_usage_chart_shows_the_selector_figures_for_the_demo(browser, live_server):  # noqa: F811
+    for seeder in settings.DEMO_SEEDERS:
+        import_string(seeder)()
+    planner = User.objects.get(email="planner@provider.example")
+
+    session = Session(browser, live_server, planner)
+    page = session.page
+    page.goto(f"{live_server.url}/staff/")
+    page.get_by_role("link", name="Fleet usage").click()
+    page.wait_for_function("() => Chart.getChart(document.getElementById('fleet-chart'))")
+    start = date.fromisoformat(page.locator("#id_start").input_value() + "-01")
+    last = date.fromisoformat(page.locator("#id_end").input_value() + "-01")
+    fleet = usage_fleet(
+        organizations=organization_list_for_staff(user=planner), start=start, end=next_month(last)
+    )
+    drawn = page.evaluate(FLEET_JS)
+    assert drawn["labels"] == [row.name for row in fleet.by_sku]
+    assert [[kind, label, decimals(data)] for kind, label, data in drawn["datasets"]] == [
+        ["bar", "GPU-hours", [row.gpu_hours for row in fleet.by_sku]],
+        ["line", "Cost (USD)", [row.cost["USD"] for row in fleet.by_sku]],
+    ]
+    top = page.evaluate(TABLE_JS.replace("#usage-table", "#fleet-top-organizations"))
+    assert [[name, *decimals([hours, cost])] for name, hours, cost in top] == [
+        [row.name, row.gpu_hours, row.cost["USD"]] for row in fleet.top_organizations
+    ]
+    assert {row.name for row in fleet.top_organizations} == {"Acme", "Globex"}
+    session.shot("staff-fleet-usage")
     assert session.axe_serious() == []
     session.close()
