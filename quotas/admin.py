@@ -1,9 +1,15 @@
-"""Staff admin for the catalog: regions, GPU SKUs and capacity pools.
+"""Staff admin for the catalog (regions, GPU SKUs and capacity pools) and a read-only view of
+capacity requests and reservations.
 
 Capacity changes and holds are read-only here. A capacity change is added only through the
 "Add a capacity change" page of a pool, which calls ``capacity_change_add`` (pool lock, refusal
 or at-risk flags, audit); holds are placed and released only by the request workflow.
 Capacity planners (and superusers) edit the catalog; account managers may look.
+
+Requests and reservations are only looked at here, whoever looks: their state, holds, offers,
+decisions and prices move only through ``quotas.services`` (the transition tables, the row and
+pool locks, the audit trail), from the staff pages and the API. An account manager sees the
+organizations they manage, as on the pages.
 """
 
 from __future__ import annotations
@@ -25,7 +31,17 @@ from accounts.services import audit_record
 from portal.errors import DomainError
 
 from .capacity import ChangeMode, capacity_change_add
-from .models import CapacityChange, CapacityHold, CapacityPool, GpuSku, Region
+from .models import (
+    CapacityChange,
+    CapacityHold,
+    CapacityPool,
+    CapacityRequest,
+    GpuSku,
+    Region,
+    RequestCheck,
+    RequestEvent,
+    Reservation,
+)
 
 
 def is_catalog_editor(user) -> bool:
@@ -238,3 +254,268 @@ class CapacityHoldAdmin(ManagedOrganizationsMixin, ReadOnlyAdminMixin, admin.Mod
     list_select_related = ["pool__region", "pool__sku", "organization"]
     search_fields = ["organization__name", "organization__slug"]
     date_hierarchy = "starts_at"
+
+
+# --- Requests and reservations: look, never edit --------------------------------------------
+class WorkflowReadOnlyMixin(ReadOnlyAdminMixin):
+    """View-only for everyone, superusers included, and read through the tenancy manager's
+    staff path: an edit here would skip the workflow's table, locks and audit."""
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest):
+        queryset = self.model.objects.unscoped_for_staff()
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def get_actions(self, request: HttpRequest):
+        return {}  # no bulk delete, nor any other bulk write
+
+
+def _reference_search(queryset, search_term: str, prefixes: dict[str, str]):
+    """A reference (``REQ-12``, ``RES-7``) or a bare id finds that row: ``prefixes`` maps each
+    reference prefix to the field it names; a bare number is the row's own id."""
+    term = search_term.strip().upper()
+    for prefix, field in prefixes.items():
+        if term.startswith(prefix) and term[len(prefix) :].isdigit():
+            return queryset.filter(**{field: int(term[len(prefix) :])})
+    return queryset.filter(pk=int(term)) if term.isdigit() else queryset.none()
+
+
+class RequestCheckInline(WorkflowReadOnlyMixin, admin.TabularInline):
+    model = RequestCheck
+    fields = ["run", "name", "outcome", "reason", "figures"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["run", "id"]
+
+
+class RequestEventInline(WorkflowReadOnlyMixin, admin.TabularInline):
+    model = RequestEvent
+    fields = ["at", "from_state", "to_state", "actor", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["at", "id"]
+    verbose_name_plural = "timeline"
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("actor")
+
+
+@admin.register(CapacityRequest)
+class CapacityRequestAdmin(ManagedOrganizationsMixin, WorkflowReadOnlyMixin, admin.ModelAdmin):
+    list_display = [
+        "reference",
+        "organization",
+        "kind",
+        "state",
+        "sku",
+        "region",
+        "gpu_count",
+        "starts_at",
+        "ends_at",
+        "flagged",
+        "decision_due_at",
+        "submitted_at",
+    ]
+    list_filter = [
+        "state",
+        "kind",
+        "flagged",
+        "offer_kind",
+        ("organization", admin.RelatedOnlyFieldListFilter),
+        "region",
+        "sku",
+    ]
+    list_select_related = ["organization", "sku", "region"]
+    search_fields = ["organization__name", "organization__slug", "justification"]
+    date_hierarchy = "created_at"
+    inlines = [RequestCheckInline, RequestEventInline]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "organization",
+                    "kind",
+                    "state",
+                    "state_changed_at",
+                    "version",
+                    "sku",
+                    "region",
+                    "gpu_count",
+                    "starts_at",
+                    "ends_at",
+                    "on_demand_limit",
+                    "alternative_skus",
+                    "alternative_regions",
+                    "waitlist_if_unavailable",
+                    "extends_reservation",
+                    "justification",
+                    "requested_by",
+                    "submitted_at",
+                ]
+            },
+        ),
+        (
+            "Checks and decision",
+            {
+                "fields": [
+                    "signed_off_by",
+                    "signed_off_at",
+                    "flagged",
+                    "capacity_available",
+                    "pool",
+                    "decision_due_at",
+                    "reminder_sent_at",
+                    "escalated_at",
+                    "first_approved_by",
+                    "first_approved_at",
+                    "decided_by",
+                    "decided_at",
+                    "decision_reason",
+                ]
+            },
+        ),
+        (
+            "Offer and its hold",
+            {
+                "fields": [
+                    "offer_kind",
+                    "offer_pool",
+                    "offer_gpu_count",
+                    "offer_starts_at",
+                    "offer_ends_at",
+                    "offer_expires_at",
+                    "offer_note",
+                    "offer_hold",
+                ]
+            },
+        ),
+        (
+            "Quote",
+            {
+                "fields": [
+                    "quote_currency",
+                    "quote_rate_per_gpu_hour",
+                    "quote_gpu_hours",
+                    "quote_total",
+                    "quote_source",
+                ]
+            },
+        ),
+    ]
+
+    def get_queryset(self, request: HttpRequest):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related(
+                "organization",
+                "sku",
+                "region",
+                "pool__sku",
+                "pool__region",
+                "offer_pool__sku",
+                "offer_pool__region",
+                "offer_hold",
+                "requested_by",
+                "signed_off_by",
+                "first_approved_by",
+                "decided_by",
+                "extends_reservation",
+            )
+        )
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        by_reference = _reference_search(queryset, search_term, {"REQ-": "pk"})
+        return found | by_reference, may_have_duplicates
+
+    @admin.display(description="Request", ordering="pk")
+    def reference(self, capacity_request: CapacityRequest) -> str:
+        return capacity_request.reference
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ManagedOrganizationsMixin, WorkflowReadOnlyMixin, admin.ModelAdmin):
+    list_display = [
+        "reference",
+        "organization",
+        "pool",
+        "gpu_count",
+        "starts_at",
+        "ends_at",
+        "state",
+        "total",
+        "currency",
+        "at_risk",
+    ]
+    list_filter = [
+        "state",
+        ("organization", admin.RelatedOnlyFieldListFilter),
+        "pool__region",
+        "pool__sku",
+        "hold__at_risk",
+    ]
+    list_select_related = ["organization", "pool__sku", "pool__region", "hold"]
+    search_fields = ["organization__name", "organization__slug"]
+    date_hierarchy = "starts_at"
+    fields = [
+        "organization",
+        "request",
+        "state",
+        "state_changed_at",
+        "version",
+        "pool",
+        "gpu_count",
+        "starts_at",
+        "ends_at",
+        "hold",
+        "at_risk",
+        "currency",
+        "rate_per_gpu_hour",
+        "gpu_hours",
+        "total",
+        "price_source",
+        "contract",
+        "activated_at",
+        "ended_at",
+        "ended_by",
+        "end_reason",
+        "created_at",
+    ]
+
+    def get_queryset(self, request: HttpRequest):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related(
+                "organization",
+                "request__sku",
+                "request__region",
+                "pool__sku",
+                "pool__region",
+                "hold",
+                "contract",
+                "ended_by",
+            )
+        )
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        by_reference = _reference_search(
+            queryset, search_term, {"RES-": "pk", "REQ-": "request_id"}
+        )
+        return found | by_reference, may_have_duplicates
+
+    @admin.display(description="Reservation", ordering="pk")
+    def reference(self, reservation: Reservation) -> str:
+        return reservation.reference
+
+    @admin.display(description="At risk", boolean=True, ordering="hold__at_risk")
+    def at_risk(self, reservation: Reservation) -> bool:
+        return reservation.hold.at_risk
