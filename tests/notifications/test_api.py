@@ -239,3 +239,13 @@ def test_preferences_can_be_read_but_not_changed_with_a_key(org, owner):
 def test_unauthenticated_calls_get_401(org, owner):
     assert APIClient().get(BASE).status_code == 401
     assert APIClient().get(PREFERENCES).status_code == 401
+
+
+def test_an_account_manager_reads_their_own_notifications_about_a_tenant(
+    org, owner, account_manager
+):
+    theirs = tell(account_manager, org, "am")
+    tell(owner, org, "owner's")
+    client = session(account_manager)
+    assert ids(client.get(BASE)) == [theirs.pk]
+    assert client.post(f"{BASE}read-all/").json() == {"marked_read": 1}
