@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.apikeys import api_key_create_for_organization
 from accounts.models import AuditEvent, Membership, Role
 from accounts.services import audit_record, invitation_create
+from notifications.models import Notification
 from tests.conftest import make_member
 from tests.factories import GpuSkuFactory, OrganizationFactory, RegionFactory
 
@@ -28,6 +29,9 @@ def grow_acme(org, owner, n):
             organization=org, name=f"k{n}-{i}", scopes=["read"], created_by=owner
         )
         audit_record(organization=org, actor=user, action="test.event", target=org)
+        Notification.objects.create(
+            recipient=owner, organization=org, event="test.event", title="t", dedupe_key=f"{n}-{i}"
+        )
         RegionFactory(code=f"r{n}-{i}")
         GpuSkuFactory(code=f"s{n}-{i}")
         other = OrganizationFactory(slug=f"o{n}-{i}")
@@ -39,6 +43,7 @@ LISTS = [
     "/api/v1/orgs/acme/invitations/",
     "/api/v1/orgs/acme/audit-events/",
     "/api/v1/orgs/acme/api-keys/",
+    "/api/v1/orgs/acme/notifications/",
     "/api/v1/orgs/",
     "/api/v1/regions/",
     "/api/v1/skus/",

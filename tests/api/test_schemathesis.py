@@ -19,6 +19,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from contracts.models import Contract
+from notifications.models import Notification
 from webhooks.services import webhook_endpoint_create
 
 from .conftest import bearer  # noqa: F401  (the same credentials as the other API tests)
@@ -63,6 +64,13 @@ def world(org, owner, member, org_key, approvals_key, pending_request, reservati
                 "requests": pending_request.pk,
                 "reservations": reservation.pk,
                 "contracts": Contract.objects.for_organization(org).get().pk,
+                "notifications": Notification.objects.create(
+                    recipient=owner,
+                    organization=org,
+                    event="request.approved",
+                    title="REQ-1 is approved",
+                    dedupe_key="schemathesis",
+                ).pk,
                 "webhooks": webhook_endpoint_create(
                     organization=org,
                     actor=owner,
