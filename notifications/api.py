@@ -110,16 +110,8 @@ class MarkedReadSerializer(serializers.Serializer):
             "those of the person who created it)."
         ),
         examples=[
-            OpenApiExample(
-                "A page",
-                value={
-                    "count": 1,
-                    "next": None,
-                    "previous": None,
-                    "results": [NOTIFICATION_EXAMPLE],
-                },
-                response_only=True,
-            )
+            # drf-spectacular wraps a list's example in the page envelope itself.
+            OpenApiExample("A page", value=NOTIFICATION_EXAMPLE, response_only=True)
         ],
     ),
     retrieve=extend_schema(
