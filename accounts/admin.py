@@ -9,14 +9,14 @@ is append-only everywhere.
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from .models import AuditEvent, Invitation, Membership, Organization, StaffRole, User
 from .permissions import SUPERUSER
 from .selectors import organization_list_for_staff, staff_role_for
-from .services import audit_record, organization_create
+from .services import audit_record, organization_create, organization_status_set
 
 
 def _is_superuser(request: HttpRequest) -> bool:
@@ -151,6 +151,27 @@ class OrganizationAdmin(ManagedOrganizationsMixin, StaffReadableMixin, admin.Mod
     list_select_related = ("account_manager",)
     inlines = [MembershipInline]
     fields = ("name", "slug", "status", "account_manager", "time_zone", "require_mfa")
+    actions = ["suspend", "reinstate"]
+
+    def _status_set(self, request: HttpRequest, queryset: QuerySet, status: str) -> int:
+        return sum(
+            organization_status_set(
+                organization=organization, status=status, actor=request.user, request=request
+            )
+            for organization in queryset
+        )
+
+    @admin.action(
+        description="Suspend: members may read but not change anything", permissions=["change"]
+    )
+    def suspend(self, request: HttpRequest, queryset: QuerySet) -> None:
+        changed = self._status_set(request, queryset, Organization.Status.SUSPENDED)
+        messages.success(request, f"{changed} organization(s) suspended.")
+
+    @admin.action(description="Reinstate suspended organizations", permissions=["change"])
+    def reinstate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        changed = self._status_set(request, queryset, Organization.Status.ACTIVE)
+        messages.success(request, f"{changed} organization(s) reinstated.")
 
     def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
         if obj is None:

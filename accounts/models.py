@@ -130,6 +130,18 @@ class Organization(models.Model):
     def tzinfo(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
 
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == self.Status.SUSPENDED
+
+    @property
+    def suspension_message(self) -> str:
+        """What a member is told when a write is refused, on pages and in the API."""
+        return (
+            f"{self.name} is suspended: its members can read its pages and data, but nothing "
+            "can be changed until it is reinstated. Contact your account manager."
+        )
+
 
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"

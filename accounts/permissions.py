@@ -48,6 +48,21 @@ STAFF_CAPABILITIES: dict[str, frozenset[str]] = {
 
 SUPERUSER = "superuser"
 
+# What members of a suspended organization may still do besides reading: leave it.
+ALLOWED_WHILE_SUSPENDED = frozenset({"org.leave"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def refused_while_suspended(*, organization, is_member: bool, method: str, capability: str) -> bool:
+    """A suspended organization's members read everything they could, and write nothing
+    (except leaving it). Provider staff and provider keys are not members: unaffected."""
+    return (
+        organization.is_suspended
+        and is_member
+        and method.upper() not in SAFE_METHODS
+        and capability not in ALLOWED_WHILE_SUSPENDED
+    )
+
 
 def role_has(role: str | None, capability: str) -> bool:
     if capability not in ROLE_CAPABILITIES and capability not in STAFF_CAPABILITIES:

@@ -116,6 +116,43 @@ def organization_update_settings(
     return organization
 
 
+@transaction.atomic
+def organization_status_set(
+    *,
+    organization: Organization,
+    status: str,
+    actor: User,
+    reason: str = "",
+    request: HttpRequest | None = None,
+) -> bool:
+    """Suspend or reinstate an organization (provider staff). While suspended its members may
+    read but not write (``accounts.permissions.refused_while_suspended``) and the request
+    checks reject new requests. Returns False when it already had that status."""
+    if status not in Organization.Status.values:
+        raise DomainError(f"Unknown organization status {status!r}.", field="status")
+    organization = Organization.objects.select_for_update().get(pk=organization.pk)
+    if organization.status == status:
+        return False
+    changes: dict[str, Any] = {"status": [organization.status, status]}
+    if reason.strip():
+        changes["reason"] = reason.strip()
+    organization.status = status
+    organization.save(update_fields=["status"])
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action=(
+            "organization.suspended"
+            if status == Organization.Status.SUSPENDED
+            else "organization.reinstated"
+        ),
+        target=organization,
+        changes=changes,
+        request=request,
+    )
+    return True
+
+
 # --- Memberships -----------------------------------------------------------------------------
 def _lock_memberships(organization: Organization) -> None:
     """Serialise membership changes of one organization so 'at least one owner' holds."""

@@ -1,7 +1,9 @@
 """Base classes for every page under /o/<slug>/ and /staff/.
 
 The organization comes from the URL and is resolved once, here; handlers receive it as
-``self.organization`` and ``self.access``. Capabilities are declared per HTTP method.
+``self.organization`` and ``self.access``. Capabilities are declared per HTTP method. Members of
+a suspended organization read as before (a banner says why nothing can change) and every write
+is refused here with 403, for every page at once (``accounts.permissions``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from django.urls import reverse
 
 from .mfa import mfa_required_for_organization
 from .models import Organization
+from .permissions import refused_while_suspended
 from .selectors import OrganizationAccess, organization_access_get
 from .services import audit_record
 
@@ -37,6 +40,13 @@ class OrganizationViewMixin(LoginRequiredMixin):
         if capability is None:
             # Undeclared methods are refused: permissions fail closed.
             return self.http_method_not_allowed(request, *args, **kwargs)
+        if refused_while_suspended(
+            organization=self.organization,
+            is_member=self.access.is_member,
+            method=request.method,
+            capability=capability,
+        ):
+            raise PermissionDenied(self.organization.suspension_message)
         if not self.access.can(capability):
             raise PermissionDenied(
                 "Your role in this organization does not allow this."

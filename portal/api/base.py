@@ -7,25 +7,25 @@
   resolved by ``organization_access_get`` (not a member: 404); an organization key must belong
   to that organization (else 404) and acts with its user's role there. Each view declares the
   capability of each method in ``permission_map`` (the table is ``accounts.permissions``); an
-  undeclared method is refused.
+  undeclared method is refused. Members (and their keys) of a suspended organization may read;
+  every write answers 403 ``organization_suspended``.
 - ``StaffAPIMixin``: ``/api/v1/staff/...``, provider staff sessions or provider keys with the
   ``approvals`` scope; anyone else gets 404, as on the staff pages.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any
 
-from django.http import Http404
 from rest_framework import exceptions, generics, viewsets
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.mfa import mfa_required_for_organization
-from accounts.models import ApiKey, Organization
+from accounts.models import ApiKey, Membership, Organization
+from accounts.permissions import refused_while_suspended
 from accounts.selectors import OrganizationAccess, organization_access_get, staff_role_for
 from accounts.services import audit_record
 from accounts.views_base import STAFF_ACCESS_SESSION_KEY
@@ -98,20 +98,25 @@ def organization_access_for_request(request: Request, *, slug: str) -> Organizat
     """The caller's access to the organization named in the URL (404 when it has none)."""
     api_key: ApiKey | None = api_key_of(request)
     if api_key is not None:
-        if api_key.organization is None or api_key.organization.slug != slug:
+        organization = api_key.organization
+        if organization is None or organization.slug != slug:
             raise exceptions.NotFound("No such organization.")
-        try:
-            access = organization_access_get(user=request.user, slug=slug)
-        except Http404:
-            raise exceptions.AuthenticationFailed(
-                "The user this API key acts for is no longer a member of its organization."
-            ) from None
-        # A key carries its user's tenant role, never provider staff powers.
-        if access.role is None:
+        # The key's organization came with the key: only the user's role is read (every time,
+        # so a member removed loses the API at once). A key carries its user's tenant role,
+        # never provider staff powers.
+        role = (
+            Membership.objects.for_organization(organization)
+            .filter(user_id=request.user.pk)
+            .values_list("role", flat=True)
+            .first()
+        )
+        if role is None:
             raise exceptions.AuthenticationFailed(
                 "The user this API key acts for is no longer a member of its organization."
             )
-        return dataclasses.replace(access, staff_role=None)
+        return OrganizationAccess(
+            organization=organization, user=request.user, role=role, staff_role=None
+        )
     return organization_access_get(user=request.user, slug=slug)
 
 
@@ -132,6 +137,14 @@ def record_staff_access(request: Request, organization: Organization) -> None:
     request.session[STAFF_ACCESS_SESSION_KEY] = [*seen, organization.pk]
 
 
+class OrganizationSuspended(exceptions.APIException):
+    """A write by a member of a suspended organization (problem code ``organization_suspended``)."""
+
+    status_code = 403
+    default_code = "organization_suspended"
+    default_detail = "This organization is suspended: nothing can be changed."
+
+
 class OrganizationAPIMixin(PortalAPIMixin):
     permission_map: dict[str, str] = {"GET": "org.view"}
     action_capabilities: dict[str, str] = {}
@@ -146,6 +159,13 @@ class OrganizationAPIMixin(PortalAPIMixin):
         capability = self.capability_for(request)
         if capability is None:
             raise exceptions.MethodNotAllowed(request.method)
+        if refused_while_suspended(
+            organization=self.organization,
+            is_member=self.access.is_member,
+            method=request.method,
+            capability=capability,
+        ):
+            raise OrganizationSuspended(self.organization.suspension_message)
         if not self.access.can(capability):
             raise exceptions.PermissionDenied(
                 "Your role in this organization does not allow this."
