@@ -20,7 +20,7 @@ from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 from django.db.models.functions import TruncMonth
 
 from accounts.models import Organization
@@ -117,18 +117,16 @@ def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date
     monthly = (
         UsageMonthly.objects.unscoped_for_staff()
         .filter(organization__in=organizations, month__gte=start, month__lt=end)
-        .values("month", *keys)
-        .annotate(total=Sum("gpu_hours"))
-        .order_by()
+        .values_list("month", *keys, "gpu_hours")
     )
-    for row in monthly:
-        org_id, month = row["organization_id"], row["month"]
-        if month in boundaries.get(org_id, ()):
+    no_contracts: list = []
+    for month, org_id, sku_id, region_id, reservation_id, gpu_hours in monthly:
+        if org_id in boundaries and month in boundaries[org_id]:
             continue  # priced day by day below
         contract_id = None
-        if row["reservation_id"] is None:
-            contract_id = _contract_for_day(in_force.get(org_id, []), month)
-        hours[(*(row[k] for k in keys), contract_id)] += row["total"]
+        if reservation_id is None:
+            contract_id = _contract_for_day(in_force.get(org_id, no_contracts), month)
+        hours[(org_id, sku_id, region_id, reservation_id, contract_id)] += gpu_hours
     if boundaries:
         boundary_months = set().union(*boundaries.values())
         daily = (
@@ -136,23 +134,22 @@ def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date
             .filter(organization_id__in=list(boundaries), day__gte=start, day__lt=end)
             .annotate(month=TruncMonth("day"))
             .filter(month__in=sorted(boundary_months))
-            .values("day", *keys)
-            .annotate(total=Sum("gpu_hours"))
-            .order_by()
+            .values_list("day", *keys, "gpu_hours")
         )
-        for row in daily:
-            org_id, day = row["organization_id"], row["day"]
+        for day, org_id, sku_id, region_id, reservation_id, gpu_hours in daily:
             if day.replace(day=1) not in boundaries[org_id]:
                 continue
             contract_id = None
-            if row["reservation_id"] is None:
+            if reservation_id is None:
                 contract_id = _contract_for_day(in_force[org_id], day)
-            hours[(*(row[k] for k in keys), contract_id)] += row["total"]
+            hours[(org_id, sku_id, region_id, reservation_id, contract_id)] += gpu_hours
 
     contracts = {c.pk: c for per_org in in_force.values() for c, _ in per_org}
     rates = {
-        (r.contract_id, r.sku_id, r.region_id): r.price_per_gpu_hour
-        for r in ContractRate.objects.filter(contract__in=list(contracts))
+        (contract_id, sku_id, region_id): price
+        for contract_id, sku_id, region_id, price in ContractRate.objects.filter(
+            contract__in=list(contracts)
+        ).values_list("contract_id", "sku_id", "region_id", "price_per_gpu_hour")
     }
     sku_ids = {key[1] for key in hours}
     region_ids = {key[2] for key in hours}
