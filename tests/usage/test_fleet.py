@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Organization
 from accounts.selectors import organization_list_for_staff
+from contracts.models import Contract
 from usage.costing import usage_cost_lines, usage_cost_total
-from usage.fleet import usage_fleet
+from usage.fleet import next_month, usage_fleet
 
 from ..factories import ContractFactory, ContractRateFactory
 from .conftest import JAN, hours, ingest, record
@@ -192,3 +193,48 @@ def test_page_query_count_is_flat_as_records_grow(
     with django_assert_num_queries(12):
         response = client.get(URL, params)
     assert len(response.context["fleet"].by_region) == 2
+
+
+def test_each_organization_costs_what_its_history_says_with_reservations_and_terminations(
+    fleet, other_org, reservation, capacity_planner, h100, east
+):
+    """A contract of globex terminated on 10 February prices its days before; acme's usage
+    inside a reservation is at the reservation's rate."""
+    terminated = ContractFactory(
+        organization=other_org,
+        number="GLOBEX-1",
+        status="terminated",
+        term_start=date(2025, 12, 1),
+        term_end=date(2026, 12, 1),
+    )
+    Contract.all_objects.filter(pk=terminated.pk).update(terminated_at=JAN.replace(month=2, day=10))
+    ContractRateFactory(contract=terminated, sku=h100, price_per_gpu_hour=Decimal("2.5000"))
+    ingest(
+        [
+            record(org="globex", hour=h, gpu_hours="1.25")
+            for h in hours(JAN.replace(month=2), 24 * 20)
+        ]
+        + [
+            record(hour=h, gpu_hours="3", reservation=reservation.pk)
+            for h in hours(reservation.starts_at, 30)
+        ]
+    )
+    start = date(2026, 1, 1)
+    end = next_month(reservation.ends_at.date())
+
+    result = usage_fleet(
+        organizations=organization_list_for_staff(user=capacity_planner), start=start, end=end
+    )
+
+    costs = {row.key: row.cost for row in result.top_organizations}
+    for organization in (fleet, other_org):
+        lines = usage_cost_lines(organization=organization, start=start, end=end)
+        assert costs[organization.pk] == usage_cost_total(lines, billable_only=False)
+    # globex: 12 GPU-hours in January at the contract's 2.50 (it was in force then); from 1
+    # to 9 February 270 at 2.50 (terminated at midnight on the 10th); 10 to 20 February 330
+    # and 1 March 100 at list 3.00.
+    assert costs[other_org.pk] == {
+        "USD": Decimal("30.00") + Decimal("675.00") + Decimal("990.00") + Decimal("300.00")
+    }
+    sources = {line.source for line in usage_cost_lines(organization=fleet, start=start, end=end)}
+    assert sources == {"list", "contract", "reservation"}
