@@ -4,7 +4,7 @@ prices, per day, week or month and per GPU type or region, and so does the table
 figures are read from the Chart.js instance and compared as Decimals, never approximately."""
 
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,7 +17,7 @@ from quotas.models import GpuSku, Region
 from tests.quotas.test_pages_browser import Session, browser  # noqa: F401 (fixture)
 from usage.costing import usage_cost_lines
 from usage.fleet import next_month, usage_fleet
-from usage.selectors import usage_series
+from usage.selectors import usage_quota_utilization, usage_series
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -144,6 +144,30 @@ def test_usage_chart_shows_the_selector_figures_for_the_demo(browser, live_serve
     assert len(expected["labels"]) == 12
     session.shot("usage-history-month-sku")
     assert session.axe_serious() == []
+
+    # Quota utilization: the selector's figures for the hour the page names.
+    shown_hour = datetime.strptime(
+        page.locator("#quota-basis strong").inner_text(), "%Y-%m-%d %H:%M UTC"
+    ).replace(tzinfo=UTC)
+    hour, quota = usage_quota_utilization(
+        organization=acme, now=shown_hour + timedelta(hours=1, minutes=30)
+    )
+    assert hour == shown_hour
+    quota_js = TABLE_JS.replace("#usage-table", "#quota-utilization")
+    assert page.evaluate(quota_js) == [
+        [
+            q.sku.name,
+            q.region.code,
+            str(q.reserved),
+            str(q.on_demand),
+            str(q.quota),
+            f"{q.in_use:,.4f}",
+            "no quota" if q.percent is None else f"{q.percent} %",
+            "no quota" if q.percent is None else f"{q.percent} %",
+        ]
+        for q in quota
+    ]
+    assert any(q.reserved for q in quota)
 
     # The comparison is exact: one GPU-hour in ten thousand more on one bar is a difference.
     page.evaluate(
