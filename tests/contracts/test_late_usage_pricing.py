@@ -154,3 +154,13 @@ def test_replacement_contract_prices_the_days_after_the_termination(org, q1_cont
         (date(2026, 2, 9), "contract", Decimal("1.9333"), Decimal("2.0000"), Decimal("3.87")),
         (date(2026, 2, 16), "contract", Decimal("1.5000"), Decimal("2.0000"), Decimal("3.00")),
     ]
+
+
+def test_contract_page_says_when_it_was_terminated(client, org, owner, q1_contract):
+    contract_status_set(contract=q1_contract, status=Contract.Status.TERMINATED, actor=None)
+    Contract.all_objects.filter(pk=q1_contract.pk).update(terminated_at=at(2026, 2, 15, 14))
+    client.force_login(owner)
+
+    page = client.get(f"/o/{org.slug}/contracts/{q1_contract.pk}/").content.decode()
+
+    assert '<dd id="contract-terminated">2026-02-15 14:00 UTC;' in page
