@@ -45,11 +45,23 @@ class UsageRecord(models.Model):
     compares it with IS NOT DISTINCT FROM) still narrows on every other column.
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
-    sku = models.ForeignKey(GpuSku, on_delete=models.PROTECT, related_name="+")
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    # No index per foreign key: every index costs each ingested row an insertion into a table
+    # of tens of millions. The natural key and (organization, hour) lead with the organization;
+    # nothing reads records by GPU type or region alone (history reads the rollups), so
+    # deleting a GPU type or region (refused anyway while usage names it) may scan the table.
+    # Records with a reservation are few: a partial index serves the reservation's PROTECT.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    sku = models.ForeignKey(GpuSku, on_delete=models.PROTECT, related_name="+", db_index=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
     reservation = models.ForeignKey(
-        Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Reservation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     hour = models.DateTimeField(help_text="Start of the UTC hour [hour, hour + 1h).")
     gpu_hours = models.DecimalField(max_digits=12, decimal_places=GPU_HOURS_DECIMALS)
@@ -86,6 +98,11 @@ class UsageRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["organization", "hour"], name="usage_record_org_hour"),
+            models.Index(
+                fields=["reservation"],
+                name="usage_record_reservation",
+                condition=Q(reservation__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
