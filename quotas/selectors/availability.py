@@ -263,9 +263,11 @@ def pool_earliest_start(
     The answer is exact, not rounded to the hour: the earliest fitting start is always either
     ``not_before`` or an instant where the free figure changes (moving a fitting start that is
     neither a little earlier keeps it fitting), so those are the only candidates. One query
-    tests them all in one pass: a candidate fits when it has room and the next level short of
-    GPUs starts no earlier than the candidate's end. Callers that want whole hours round the
-    answer up themselves.
+    tests the candidates of a stretch in one pass: a candidate fits when it has room and the
+    next level short of GPUs starts no earlier than the candidate's end. The stretches grow
+    (``EARLIEST_START_STEPS``, then the horizon) so that the usual answer, "at once" or "soon",
+    does not sweep a year of holds. Callers that want whole hours round the answer up
+    themselves.
     """
     if gpu_count <= 0:
         raise DomainError("Ask for at least one GPU.", field="gpu_count")
@@ -273,7 +275,42 @@ def pool_earliest_start(
         raise DomainError("The duration must be positive.", field="duration")
     if horizon <= timedelta(0):
         raise DomainError("The search horizon must be positive.", field="horizon")
-    horizon_end = not_before + horizon
+    # Most asks fit at once, or soon: look at not_before alone, then a month, then the whole
+    # horizon. Each step is exact for the candidates it covers (it reads the levels up to its
+    # last candidate plus the duration), so the first step with an answer has the earliest.
+    final_end = not_before + horizon
+    for step in EARLIEST_START_STEPS:
+        horizon_end = min(not_before + step, final_end)
+        found = _earliest_start_before(
+            pool=pool,
+            gpu_count=gpu_count,
+            duration=duration,
+            not_before=not_before,
+            horizon_end=horizon_end,
+        )
+        if found is not None or horizon_end == final_end:
+            return found
+    return _earliest_start_before(
+        pool=pool,
+        gpu_count=gpu_count,
+        duration=duration,
+        not_before=not_before,
+        horizon_end=final_end,
+    )
+
+
+# Steps of the earliest-start search: the asked start alone (a microsecond), then a month.
+EARLIEST_START_STEPS = (timedelta(microseconds=1), timedelta(days=31))
+
+
+def _earliest_start_before(
+    *,
+    pool: CapacityPool | int,
+    gpu_count: int,
+    duration: timedelta,
+    not_before: datetime,
+    horizon_end: datetime,
+) -> datetime | None:
     sql = _sql(
         """
         SELECT t FROM (

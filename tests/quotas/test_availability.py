@@ -119,6 +119,22 @@ def test_earliest_start_waits_for_a_hold_to_end(pool, org):
     assert pool_earliest_start(gpu_count=65, duration=timedelta(hours=1), **kwargs) is None
 
 
+def test_earliest_start_searches_past_its_first_steps(pool, org):
+    """The search looks at the asked start, then a month, then the horizon: an answer in each
+    stretch, and one right after a step's end, is still the earliest."""
+    add_change(pool, 64, 0)
+    month = 31 * 24
+    add_hold(pool, org, 64, 0, 10)
+    add_hold(pool, org, 64, 12, month + 1)
+    add_hold(pool, org, 64, month + 3, 60 * 24)
+    kwargs = {"pool": pool, "not_before": hours(0), "horizon": timedelta(days=365)}
+    assert pool_earliest_start(gpu_count=8, duration=timedelta(hours=2), **kwargs) == hours(10)
+    assert pool_earliest_start(gpu_count=8, duration=timedelta(hours=3), **kwargs) == hours(60 * 24)
+    assert pool_earliest_start(
+        gpu_count=8, duration=timedelta(hours=2), **{**kwargs, "not_before": hours(11)}
+    ) == hours(month + 1)
+
+
 def test_earliest_start_stays_inside_the_horizon(pool, org):
     add_change(pool, 64, 0)
     add_hold(pool, org, 64, 0, 10)
