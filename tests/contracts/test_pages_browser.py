@@ -67,6 +67,10 @@ def test_burn_down_chart_shows_the_selector_figures_for_the_demo(browser, live_s
     assert burn.consumed > 0
     summary = page.locator("#burn-summary").inner_text()
     assert f"{abs(burn.projected_underuse):,}" in summary
+    # Two frames, so the chart has been laid out at the page's width before the screenshot.
+    page.evaluate(
+        "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
     session.shot("contract-burn-down")
     assert session.axe_serious() == []
 

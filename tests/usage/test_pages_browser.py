@@ -37,6 +37,14 @@ TABLE_JS = """() => Array.from(document.querySelectorAll("#usage-table tbody tr"
     (tr) => Array.from(tr.cells).map((td) => td.textContent.trim()))"""
 
 
+def shot(session, name):
+    """A screenshot once the charts have been laid out at the page's width (two frames)."""
+    session.page.evaluate(
+        "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
+    session.shot(name)
+
+
 def decimals(values):
     return [Decimal(v.replace(",", "")) for v in values]
 
@@ -142,7 +150,7 @@ def test_usage_chart_shows_the_selector_figures_for_the_demo(browser, live_serve
     # The default: twelve months by month and GPU type.
     expected = check_page_matches_selectors(page, acme, granularity="month", group_by="sku")
     assert len(expected["labels"]) == 12
-    session.shot("usage-history-month-sku")
+    shot(session, "usage-history-month-sku")
     assert session.axe_serious() == []
 
     # Quota utilization: the selector's figures for the hour the page names.
@@ -181,7 +189,7 @@ def test_usage_chart_shows_the_selector_figures_for_the_demo(browser, live_serve
 
     show(page, granularity="week", group_by="region")
     check_page_matches_selectors(page, acme, granularity="week", group_by="region")
-    session.shot("usage-history-week-region")
+    shot(session, "usage-history-week-region")
 
     end = shown_window(page)[1]
     show(page, granularity="day", group_by="sku", start=end - timedelta(days=45))
@@ -191,7 +199,7 @@ def test_usage_chart_shows_the_selector_figures_for_the_demo(browser, live_serve
     check_page_matches_selectors(page, acme, granularity="day", group_by="region")
     show(page, granularity="month", group_by="region")
     check_page_matches_selectors(page, acme, granularity="month", group_by="region")
-    session.shot("usage-history-month-region")
+    shot(session, "usage-history-month-region")
     assert session.axe_serious() == []
     session.close()
 
@@ -231,6 +239,6 @@ def test_fleet_usage_chart_shows_the_selector_figures_for_the_demo(browser, live
         [row.name, row.gpu_hours, row.cost["USD"]] for row in fleet.top_organizations
     ]
     assert {row.name for row in fleet.top_organizations} == {"Acme", "Globex"}
-    session.shot("staff-fleet-usage")
+    shot(session, "staff-fleet-usage")
     assert session.axe_serious() == []
     session.close()
