@@ -37,6 +37,10 @@ class StaffHomeView(StaffViewMixin, TemplateView):
         return context
 
 
+_ROW_LINKS = ("staff_request_detail", "staff_approve", "staff_counter_offer", "staff_reject")
+_PK_SLOT = 987654321987  # stands for the row's id in the reversed URLs
+
+
 class _QueueView(StaffViewMixin, ListView):
     template_name = "quotas/staff_queue.html"
     context_object_name = "requests"
@@ -46,12 +50,15 @@ class _QueueView(StaffViewMixin, ListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        # Each row links four actions: reverse each URL once per page, not four times a row.
+        links = {name: reverse(name, kwargs={"pk": _PK_SLOT}) for name in _ROW_LINKS}
         context["rows"] = [
             (
                 r,
                 pages.latest_checks(r),
                 pages.sla_status(r.decision_due_at),
                 pages.request_glance(r),
+                {name: url.replace(str(_PK_SLOT), str(r.pk)) for name, url in links.items()},
             )
             for r in context["requests"]
         ]
