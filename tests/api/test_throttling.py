@@ -43,3 +43,22 @@ def test_throttling_is_off_unless_switched_on(settings, org_key):
     }
     client = bearer(org_key.key)
     assert all(client.get("/api/v1/me/").status_code == 200 for _ in range(20))
+
+
+def test_the_previous_window_still_counts_and_refusals_do_not(throttled, org_key, monkeypatch):
+    from portal.api.throttling import ApiKeyRateThrottle
+
+    now = [6000.0]  # the start of a one-minute window
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: now[0])
+    client = bearer(org_key.key)
+    assert [client.get("/api/v1/me/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    now[0] += 60  # the next window starts: the previous three still weigh fully
+    refused = client.get("/api/v1/me/")
+    assert refused.status_code == 429
+    assert 0 < int(refused["Retry-After"]) <= 60
+    now[0] += 30  # half of the previous window has slid out: 1 + 3 x 0.5 <= 3
+    # (had the refused call counted, this would be 2 + 3 x 0.5 > 3)
+    assert client.get("/api/v1/me/").status_code == 200
+    assert client.get("/api/v1/me/").status_code == 429  # 2 + 3 x 0.5 > 3
+    now[0] += 29
+    assert client.get("/api/v1/me/").status_code == 200
