@@ -31,6 +31,7 @@ from portal.api.filters import UtcIsoDateTimeFilter
 from portal.api.schema import IF_MATCH_PARAMETER
 from quotas import services
 from quotas.models import (
+    CapacityPool,
     CapacityRequest,
     GpuSku,
     Region,
@@ -44,7 +45,14 @@ from quotas.selectors import quotas as quota_selectors
 from quotas.selectors import requests as request_selectors
 from quotas.workflow import RequestState, ReservationState
 
-from .fields import InstantField, PoolRefSerializer, RegionCodeField, SkuCodeField, pool_for
+from .fields import (
+    FastRepresentationMixin,
+    InstantField,
+    PoolRefSerializer,
+    RegionCodeField,
+    SkuCodeField,
+    pool_for,
+)
 
 EARLIEST_START_HORIZON = timedelta(days=365)
 
@@ -71,7 +79,26 @@ class FrozenQuoteSerializer(serializers.Serializer):
     source = serializers.CharField(source="quote_source")
 
 
-class CapacityRequestSerializer(serializers.ModelSerializer):
+class CapacityRequestListSerializer(serializers.ListSerializer):
+    """A page of requests: the SKU and region codes of the pools the page names (chosen pool,
+    offered pool) come from one small query for the page, instead of four more joins in the
+    page's query (whose planning cost more than running it)."""
+
+    def to_representation(self, data):
+        rows = list(data.all() if hasattr(data, "all") else data)
+        self.child.pool_codes, self.child.related_codes = (
+            request_selectors.capacity_request_page_refs(
+                request_ids=[row.pk for row in rows],
+                pool_ids=[pk for row in rows for pk in (row.pool_id, row.offer_pool_id) if pk],
+            )
+        )
+        try:
+            return [self.child.to_representation(row) for row in rows]
+        finally:
+            self.child.pool_codes = self.child.related_codes = None
+
+
+class CapacityRequestSerializer(FastRepresentationMixin, serializers.ModelSerializer):
     reference = serializers.CharField(read_only=True)
     sku = serializers.CharField(source="sku.code")
     region = serializers.CharField(source="region.code")
@@ -82,7 +109,12 @@ class CapacityRequestSerializer(serializers.ModelSerializer):
     offer = serializers.SerializerMethodField(help_text="The live offer, if any.")
     quote = serializers.SerializerMethodField(help_text="The price frozen on approval.")
 
+    # {pool id: (sku code, region code)} while serializing a page (CapacityRequestListSerializer);
+    # None for one request, whose pools come with it.
+    pool_codes: dict[int, tuple[str, str]] | None = None
+
     class Meta:
+        list_serializer_class = CapacityRequestListSerializer
         model = CapacityRequest
         fields = [
             "id",
@@ -116,17 +148,64 @@ class CapacityRequestSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    # The nested serializers are built once, not once per row (DRF deep-copies a serializer's
+    # fields each time one is built); their fields keep no per-request state.
+    @property
+    def _offer_fields(self) -> OfferSerializer:
+        return _nested("offer", OfferSerializer)
+
+    @property
+    def _quote_fields(self) -> FrozenQuoteSerializer:
+        return _nested("quote", FrozenQuoteSerializer)
+
+    def _codes(self, pool_id: int, pool: Callable[[], CapacityPool]) -> tuple[str, str]:
+        if self.pool_codes is not None and pool_id in self.pool_codes:
+            return self.pool_codes[pool_id]
+        loaded = pool()
+        return loaded.sku.code, loaded.region.code
+
     @extend_schema_field(PoolRefSerializer(allow_null=True))
     def get_pool(self, obj: CapacityRequest):
-        return PoolRefSerializer(obj.pool).data if obj.pool_id else None
+        if not obj.pool_id:
+            return None
+        sku, region = self._codes(obj.pool_id, lambda: obj.pool)
+        return {"sku": sku, "region": region}
 
     @extend_schema_field(OfferSerializer(allow_null=True))
     def get_offer(self, obj: CapacityRequest):
-        return OfferSerializer(obj).data if obj.offer_kind and obj.offer_pool_id else None
+        if not (obj.offer_kind and obj.offer_pool_id):
+            return None
+        sku, region = self._codes(obj.offer_pool_id, lambda: obj.offer_pool)
+        fields = self._offer_fields.fields
+        return {
+            "kind": fields["kind"].to_representation(obj.offer_kind),
+            "sku": sku,
+            "region": region,
+            **{
+                name: _nullable(fields[name], getattr(obj, fields[name].source))
+                for name in ("gpu_count", "starts_at", "ends_at", "expires_at", "note")
+            },
+        }
 
     @extend_schema_field(FrozenQuoteSerializer(allow_null=True))
     def get_quote(self, obj: CapacityRequest):
-        return FrozenQuoteSerializer(obj).data if obj.quote_total is not None else None
+        return self._quote_fields.to_representation(obj) if obj.quote_total is not None else None
+
+
+_NESTED: dict[str, serializers.Serializer] = {}
+
+
+def _nested(name: str, serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    serializer = _NESTED.get(name)
+    if serializer is None:
+        serializer = _NESTED[name] = serializer_class()
+        serializer.fields  # noqa: B018 (built now, once)
+    return serializer
+
+
+def _nullable(field: serializers.Field, value):
+    """A field's representation as a serializer gives it (None stays None)."""
+    return None if value is None else field.to_representation(value)
 
 
 class RequestCheckSerializer(serializers.Serializer):
@@ -302,6 +381,31 @@ def request_detail_response(*, organization, pk: int, status_code=status.HTTP_20
     )
 
 
+def new_request_detail_response(
+    *, capacity_request: CapacityRequest, with_alternatives: bool
+) -> Response:
+    """``request_detail_response`` of a request just created (201), from the objects in hand:
+    a new request has no checks, comments or reservation yet, and its SKU, region and
+    requester came with it; only its timeline (and its alternatives, if any) are read."""
+    capacity_request.latest_checks = []
+    capacity_request.comment_list = []
+    capacity_request.reservation_pk = None
+    capacity_request.timeline_events = request_selectors.request_timeline(
+        capacity_request=capacity_request
+    )
+    serializer = CapacityRequestDetailSerializer(capacity_request)
+    ids = [capacity_request.pk]
+    serializer.related_codes = {
+        relation: request_selectors.capacity_request_alternative_codes(
+            request_ids=ids, relation=relation
+        )
+        if with_alternatives
+        else {}
+        for relation in ("alternative_skus", "alternative_regions")
+    }
+    return _with_etag(serializer.data, request_etag(capacity_request), status.HTTP_201_CREATED)
+
+
 class RequestFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=RequestState.choices)
     kind = django_filters.ChoiceFilter(choices=CapacityRequest.Kind.choices)
@@ -376,11 +480,9 @@ class CapacityRequestViewSet(
     def get_queryset(self):
         if self.is_schema_generation():
             return CapacityRequest.all_objects.none()
-        return (
-            request_selectors.capacity_request_list(organization=self.organization)
-            .select_related("offer_pool__sku", "offer_pool__region")
-            .prefetch_related("alternative_skus", "alternative_regions")
-        )
+        if self.action == "list":
+            return request_selectors.capacity_request_list_for_api(organization=self.organization)
+        return request_selectors.capacity_request_list(organization=self.organization)
 
     def _detail(self, capacity_request: CapacityRequest, status_code=status.HTTP_200_OK):
         return request_detail_response(
@@ -415,7 +517,13 @@ class CapacityRequestViewSet(
         capacity_request = services.capacity_request_create(
             organization=self.organization, actor=request.user, **serializer.validated_data
         )
-        return self._detail(capacity_request, status.HTTP_201_CREATED)
+        return new_request_detail_response(
+            capacity_request=capacity_request,
+            with_alternatives=bool(
+                serializer.validated_data.get("alternative_skus")
+                or serializer.validated_data.get("alternative_regions")
+            ),
+        )
 
     def partial_update(self, request: Request, *args, **kwargs) -> Response:
         serializer = CapacityRequestUpdateSerializer(data=request.data, partial=True)

@@ -108,13 +108,9 @@ class StaffRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Staf
         if getattr(self, "swagger_fake_view", False):
             return CapacityRequest.all_objects.none()
         if self.action == "list":
-            return (
-                request_selectors.requests_awaiting_decision_for_staff(user=self.request.user)
-                .select_related(
-                    "pool__sku", "pool__region", "offer_pool__sku", "offer_pool__region"
-                )
-                .prefetch_related("alternative_skus", "alternative_regions")
-            )
+            # The page's pools and alternatives are read once for the page by the list
+            # serializer (CapacityRequestListSerializer), not joined or prefetched here.
+            return request_selectors.requests_awaiting_decision_for_staff(user=self.request.user)
         return self._visible()
 
     def _visible(self):

@@ -198,7 +198,7 @@ def capacity_request_create(
     extends_reservation: Reservation | None = None,
 ) -> CapacityRequest:
     """Create a request as a draft, and submit it unless ``submit`` is False."""
-    require_tenant(actor, organization, "requests.create")
+    role = require_tenant(actor, organization, "requests.create")
     alternative_skus = [s for s in alternative_skus if s.pk != getattr(sku, "pk", None)]
     alternative_regions = [r for r in alternative_regions if r.pk != getattr(region, "pk", None)]
     capacity_request_validate(
@@ -247,7 +247,9 @@ def capacity_request_create(
         },
     )
     if submit:
-        return capacity_request_submit(capacity_request=capacity_request, actor=actor)
+        # Just created and validated in this transaction, by this actor, whose role is known:
+        # no lock, re-read or second validation needed (the public submit does all three).
+        return _submit(capacity_request, actor=actor, role=role)
     return capacity_request
 
 
@@ -345,7 +347,14 @@ def capacity_request_submit(*, capacity_request: CapacityRequest, actor: User) -
             ends_at=capacity_request.ends_at,
             lead_time=not capacity_request.is_extension,
         )
-    role = tenant_role(actor, capacity_request.organization)
+    return _submit(
+        capacity_request, actor=actor, role=tenant_role(actor, capacity_request.organization)
+    )
+
+
+def _submit(capacity_request: CapacityRequest, *, actor: User, role: str | None) -> CapacityRequest:
+    """Submit a draft the caller holds (locked, or created in this transaction)."""
+    request_require_action("submit", capacity_request.state)
     now = timezone.now()
     capacity_request.submitted_at = now
     if _signoff_needed(capacity_request, role=role):
