@@ -27,7 +27,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from portal.errors import ConflictError
 from quotas import notify
-from quotas.models import CapacityRequest, RequestCheck
+from quotas.models import CapacityPool, CapacityRequest, RequestCheck
 from quotas.workflow import RequestState
 
 S = RequestState
@@ -48,6 +48,7 @@ class ChecksContext:
     """What the checks learnt that the decision needs."""
 
     pool_id: int | None = None
+    pool: CapacityPool | None = None  # that pool, with its SKU and region (for the quote)
     value: Decimal = Decimal("0")
     within_contract: bool = False
 
@@ -90,7 +91,7 @@ def check_capacity(capacity_request: CapacityRequest, ctx: ChecksContext) -> Che
         None,
     )
     if primary is not None and free.get(primary.pk, 0) >= count:
-        ctx.pool_id = primary.pk
+        ctx.pool_id, ctx.pool = primary.pk, primary
         return CheckResult(
             "capacity",
             PASS,
@@ -100,7 +101,7 @@ def check_capacity(capacity_request: CapacityRequest, ctx: ChecksContext) -> Che
         )
     fitting = [p for p in pools if free.get(p.pk, 0) >= count]
     if fitting:
-        ctx.pool_id = fitting[0].pk
+        ctx.pool_id, ctx.pool = fitting[0].pk, fitting[0]
         return CheckResult(
             "capacity",
             WARN,
@@ -137,7 +138,9 @@ def check_contract(capacity_request: CapacityRequest, ctx: ChecksContext) -> Che
     at = capacity_request.starts_at or timezone.now()
     contract = contract_active_for(organization=organization, at=at)
     if capacity_request.is_reservation:
-        if ctx.pool_id:
+        if ctx.pool is not None:
+            capacity_request.pool = ctx.pool  # loaded with its SKU and region: no re-read
+        elif ctx.pool_id:
             capacity_request.pool_id = ctx.pool_id
         ctx.value = request_value(capacity_request)
     if contract is None:
@@ -245,10 +248,11 @@ def capacity_request_run_checks(*, request_id: int) -> bool:
     expects it. Returns False when there was nothing to do."""
     from quotas.services._base import request_lock, request_move
 
-    if not CapacityRequest.all_objects.filter(pk=request_id).exists():
-        return False  # a message about a request that is gone: nothing to do
     with transaction.atomic():
-        capacity_request = request_lock(request_id)
+        try:
+            capacity_request = request_lock(request_id)
+        except CapacityRequest.DoesNotExist:
+            return False  # a message about a request that is gone: nothing to do
         if capacity_request.state == S.SUBMITTED:
             request_move(capacity_request, to_state=S.CHECKING, actor=None)
         elif capacity_request.state != S.CHECKING:
