@@ -30,7 +30,10 @@ def free_port() -> int:
 class Stack:
     env: dict[str, str]
     log_dir: Path
+    # As docs/deploy.md runs production: gthread workers (one per core here), so a worker keeps
+    # its core busy with another request while one waits on PostgreSQL or Redis.
     web_workers: int = 2
+    web_threads: int = 4
     celery_concurrency: int = 2
     port: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -62,6 +65,10 @@ class Stack:
                 f"127.0.0.1:{self.port}",
                 "--workers",
                 str(self.web_workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(self.web_threads),
                 "--timeout",
                 "600",
                 "--forwarded-allow-ips",
