@@ -263,9 +263,47 @@ def api_key_state(api_key: ApiKey, *, at) -> str:
     return "active" if api_key.is_usable(at) else "expired"
 
 
+ONE_TIME_SECRET_SESSION_KEY = "one_time_secret"
+
+
+def one_time_secret_stash(
+    request: HttpRequest, *, kind: str, organization, object_id: int, secret: str = ""
+) -> None:
+    """Keep what a POST just created for the one GET it redirects to (Post/Redirect/Get): a
+    refresh then repeats the GET, never the POST that created it."""
+    request.session[ONE_TIME_SECRET_SESSION_KEY] = {
+        "kind": kind,
+        "organization_id": organization.pk,
+        "object_id": object_id,
+        "secret": secret,
+    }
+
+
+def one_time_secret_pop(
+    request: HttpRequest, *, kind: str, organization, object_id: int | None = None
+) -> dict | None:
+    """What ``one_time_secret_stash`` kept for this kind of page of this organization, removed
+    from the session so a second GET shows nothing; None when there is nothing to show."""
+    stashed = request.session.get(ONE_TIME_SECRET_SESSION_KEY)
+    if not stashed or stashed.get("kind") != kind:
+        return None
+    if stashed.get("organization_id") != organization.pk:
+        return None
+    if object_id is not None and stashed.get("object_id") != object_id:
+        return None
+    del request.session[ONE_TIME_SECRET_SESSION_KEY]
+    return stashed
+
+
+def no_store(response: HttpResponse) -> HttpResponse:
+    # The only copy of a secret: keep it out of every cache and the history.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 class ApiKeyListView(OrganizationViewMixin, TemplateView):
     """The organization's API keys; POST creates one through the service the API uses and
-    shows its secret once (owners and admins)."""
+    redirects here, where the next GET shows its secret once (owners and admins)."""
 
     template_name = "accounts/api_key_list.html"
     permission_map = API_KEYS_MANAGE
@@ -284,6 +322,29 @@ class ApiKeyListView(OrganizationViewMixin, TemplateView):
         context.setdefault("form", ApiKeyForm())
         return context
 
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        stashed = one_time_secret_pop(request, kind="api_key", organization=self.organization)
+        api_key = (
+            ApiKey.objects.for_organization(self.organization)
+            .filter(pk=stashed["object_id"])
+            .first()
+            if stashed
+            else None
+        )
+        if api_key is None:
+            return super().get(request, *args, **kwargs)
+        return no_store(
+            self.response_class(
+                request=request,
+                template="accounts/api_key_secret.html",
+                context={
+                    **super().get_context_data(**kwargs),
+                    "api_key": api_key,
+                    "secret": stashed["secret"],
+                },
+            )
+        )
+
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         form = ApiKeyForm(request.POST)
         if form.is_valid():
@@ -299,19 +360,16 @@ class ApiKeyListView(OrganizationViewMixin, TemplateView):
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
-                response = self.response_class(
-                    request=request,
-                    template="accounts/api_key_secret.html",
-                    context={
-                        **super().get_context_data(**kwargs),
-                        "api_key": issued.api_key,
-                        "secret": issued.key,
-                    },
-                    status=201,
+                one_time_secret_stash(
+                    request,
+                    kind="api_key",
+                    organization=self.organization,
+                    object_id=issued.api_key.pk,
+                    secret=issued.key,
                 )
-                # The only copy of the secret: keep it out of every cache and the history.
-                response["Cache-Control"] = "no-store"
-                return response
+                return no_store(
+                    redirect("api_key_list", org_slug=self.organization.slug, permanent=False)
+                )
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
 

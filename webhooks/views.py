@@ -1,7 +1,8 @@
 """Pages of an organization's webhooks: endpoints, their delivery log, redelivery.
 
-Owners and admins only (``webhooks.manage``). A secret appears on the page that created or
-rotated it and nowhere else.
+Owners and admins only (``webhooks.manage``). Creating or rotating redirects to the endpoint's
+page, whose next GET (only that one) shows the secret; a refresh repeats that GET, not the
+POST.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.generic import TemplateView
 
+from accounts.views import no_store, one_time_secret_pop, one_time_secret_stash
 from accounts.views_base import OrganizationViewMixin
 from portal.errors import DomainError
 
@@ -24,7 +26,8 @@ MANAGE = {"GET": "webhooks.manage", "HEAD": "webhooks.manage", "POST": "webhooks
 
 
 class WebhookListView(OrganizationViewMixin, TemplateView):
-    """The endpoints; POST registers one and shows its secret once."""
+    """The endpoints; POST registers one and redirects to its page, which shows its secret
+    once."""
 
     template_name = "webhooks/endpoint_list.html"
     permission_map = MANAGE
@@ -48,15 +51,14 @@ class WebhookListView(OrganizationViewMixin, TemplateView):
             except DomainError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             else:
-                return self.response_class(
-                    request=request,
-                    template="webhooks/endpoint_secret.html",
-                    context={
-                        **super().get_context_data(**kwargs),
-                        "endpoint": endpoint,
-                        "created": True,
-                    },
-                    status=201,
+                one_time_secret_stash(
+                    request,
+                    kind="webhook_created",
+                    organization=self.organization,
+                    object_id=endpoint.pk,
+                )
+                return redirect(
+                    "webhook_detail", org_slug=self.organization.slug, endpoint_id=endpoint.pk
                 )
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
@@ -81,6 +83,25 @@ class WebhookDetailView(_EndpointMixin, TemplateView):
 
     template_name = "webhooks/endpoint_detail.html"
     permission_map = {"GET": "webhooks.manage", "HEAD": "webhooks.manage"}
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        endpoint_id = self.kwargs["endpoint_id"]
+        for kind in ("webhook_created", "webhook_rotated"):
+            stashed = one_time_secret_pop(
+                request, kind=kind, organization=self.organization, object_id=endpoint_id
+            )
+            if stashed:
+                context = {
+                    **super().get_context_data(**kwargs),
+                    "endpoint": self.get_endpoint(),
+                    "created": kind == "webhook_created",
+                }
+                return no_store(
+                    self.response_class(
+                        request=request, template="webhooks/endpoint_secret.html", context=context
+                    )
+                )
+        return super().get(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -117,7 +138,8 @@ class WebhookEnableView(_EndpointMixin, TemplateView):
 
 
 class WebhookRotateSecretView(_EndpointMixin, TemplateView):
-    """GET asks for confirmation; POST replaces the secret and shows the new one once."""
+    """GET asks for confirmation; POST replaces the secret and redirects to the endpoint's
+    page, which shows the new one once."""
 
     template_name = "webhooks/endpoint_confirm_rotate.html"
 
@@ -130,10 +152,10 @@ class WebhookRotateSecretView(_EndpointMixin, TemplateView):
         endpoint = services.webhook_endpoint_rotate_secret(
             endpoint=self.get_endpoint(), actor=request.user, request=request
         )
-        context = {**self.get_context_data(**kwargs), "endpoint": endpoint}
-        return self.response_class(
-            request=request, template="webhooks/endpoint_secret.html", context=context
+        one_time_secret_stash(
+            request, kind="webhook_rotated", organization=self.organization, object_id=endpoint.pk
         )
+        return self.back(endpoint)
 
 
 class WebhookDeleteView(_EndpointMixin, TemplateView):

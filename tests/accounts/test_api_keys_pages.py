@@ -40,10 +40,14 @@ def _actions(org):
 
 def test_owner_creates_a_key_and_sees_its_secret_once(client, org, owner):
     client.force_login(owner)
-    response = client.post(
+    posted = client.post(
         _list_url(org), {"name": "Nightly CI", "scopes": ["read", "write"], "expires_at": ""}
     )
-    assert response.status_code == 201
+    # Post/Redirect/Get: the secret is shown by the GET the POST redirects to.
+    assert posted.status_code == 302 and posted["Location"] == _list_url(org)
+    assert posted["Cache-Control"] == "no-store"
+    response = client.get(posted["Location"])
+    assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     api_key = ApiKey.objects.for_organization(org).get()
     secret = response.context["secret"]
@@ -73,13 +77,31 @@ def test_owner_creates_a_key_and_sees_its_secret_once(client, org, owner):
     assert secret not in listing
 
 
+def test_refreshing_after_creating_a_key_neither_shows_the_secret_again_nor_creates_one(
+    client, org, owner
+):
+    client.force_login(owner)
+    posted = client.post(_list_url(org), {"name": "Nightly CI", "scopes": ["read"]}, follow=True)
+    secret = posted.context["secret"]
+    assert secret in posted.content.decode()
+    # What a browser refresh repeats now is the GET the POST redirected to.
+    again = client.get(_list_url(org))
+    assert again.status_code == 200
+    body = again.content.decode()
+    assert secret not in body
+    assert "shown only this once" not in body
+    api_key = ApiKey.objects.for_organization(org).get()
+    assert api_key.prefix in body
+    assert _actions(org).count("api_key.created") == 1
+
+
 def test_expiry_date_sets_midnight_utc(client, org, admin_user):
     client.force_login(admin_user)
     day = (timezone.now() + timedelta(days=30)).date()
     response = client.post(
         _list_url(org), {"name": "Quarterly", "scopes": ["read"], "expires_at": day.isoformat()}
     )
-    assert response.status_code == 201
+    assert response.status_code == 302
     api_key = ApiKey.objects.for_organization(org).get()
     assert api_key.expires_at.isoformat() == f"{day.isoformat()}T00:00:00+00:00"
 

@@ -17,17 +17,23 @@ LIST = "/o/acme/webhooks/"
 
 def test_owner_adds_an_endpoint_and_sees_its_secret_once(client, org, owner, receiver):
     client.force_login(owner)
-    response = client.post(
+    posted = client.post(
         LIST, {"url": receiver.url, "description": "CI", "events": ["request.approved"]}
     )
-    assert response.status_code == 201
     endpoint = WebhookEndpoint.objects.for_organization(org).get()
+    # Post/Redirect/Get: the endpoint's page shows the secret on the GET the POST redirects to.
+    assert posted.status_code == 302 and posted["Location"] == f"{LIST}{endpoint.pk}/"
+    response = client.get(posted["Location"])
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
     html = response.content.decode()
-    assert endpoint.secret in html
+    assert endpoint.secret in html and "Webhook added" in html
+    # A refresh repeats that GET: the page, without the secret, and still one endpoint.
     detail = client.get(f"{LIST}{endpoint.pk}/")
     assert detail.status_code == 200
     assert endpoint.secret not in detail.content.decode()
     assert endpoint.secret not in client.get(LIST).content.decode()
+    assert WebhookEndpoint.objects.for_organization(org).count() == 1
 
 
 def test_a_private_url_is_refused_next_to_the_field(client, org, owner, settings):
@@ -94,7 +100,17 @@ def test_delete_asks_first_then_deletes(client, org, owner, endpoint):
 def test_rotate_asks_first_then_shows_the_new_secret(client, owner, endpoint):
     client.force_login(owner)
     assert client.get(f"{LIST}{endpoint.pk}/rotate-secret/").status_code == 200
-    response = client.post(f"{LIST}{endpoint.pk}/rotate-secret/")
+    old_secret = endpoint.secret
+    posted = client.post(f"{LIST}{endpoint.pk}/rotate-secret/")
+    assert posted.status_code == 302 and posted["Location"] == f"{LIST}{endpoint.pk}/"
+    response = client.get(posted["Location"])
+    endpoint.refresh_from_db()
+    assert endpoint.secret != old_secret
+    assert response["Cache-Control"] == "no-store"
+    assert endpoint.secret in response.content.decode()
+    # A refresh shows the endpoint's page and rotates nothing.
+    again = client.get(posted["Location"]).content.decode()
+    assert endpoint.secret not in again
     endpoint.refresh_from_db()
     assert endpoint.secret in response.content.decode()
 
@@ -144,5 +160,5 @@ def test_quota_alerts_can_be_chosen_in_the_form(client, org, owner, receiver):
     client.force_login(owner)
     assert 'value="quota.utilization"' in client.get(LIST).content.decode()
     response = client.post(LIST, {"url": receiver.url, "events": ["quota.utilization"]})
-    assert response.status_code == 201
+    assert response.status_code == 302
     assert WebhookEndpoint.objects.for_organization(org).get().events == ["quota.utilization"]
