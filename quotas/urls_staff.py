@@ -4,6 +4,7 @@ from .views import staff
 
 urlpatterns = [
     path("", staff.StaffHomeView.as_view(), name="staff_home"),
+    path("organizations/", staff.StaffOrganizationListView.as_view(), name="staff_organizations"),
     path("approvals/", staff.ApprovalInboxView.as_view(), name="staff_approvals"),
     path(
         "approvals/second/",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 from django.conf import settings
 from django.db.models import (
@@ -671,3 +672,132 @@ def staff_organization_overview(*, user: User) -> QuerySet[Organization]:
         )
         .order_by("name")
     )
+
+
+def staff_organization_list(
+    *,
+    user: User,
+    search: str = "",
+    status: str = "",
+    awaiting_only: bool = False,
+) -> QuerySet[Organization]:
+    """``staff_organization_overview`` searched by name or slug, filtered by status and to
+    those with requests awaiting a decision; ordered by name (then id, for stable pages)."""
+    qs = staff_organization_overview(user=user)
+    if search.strip():
+        text = search.strip()
+        qs = qs.filter(Q(name__icontains=text) | Q(slug__icontains=text))
+    if status in (Organization.Status.ACTIVE, Organization.Status.SUSPENDED):
+        qs = qs.filter(status=status)
+    if awaiting_only:
+        qs = qs.filter(awaiting_decision__gt=0)
+    return qs.order_by("name", "pk")
+
+
+def staff_organization_usage_cost(
+    *, organization_ids: list[int], start: date, end: date
+) -> dict[int, dict[str, Decimal]]:
+    """Billable usage cost per organization and currency over the whole UTC months
+    [start, end), priced from the rollups as ``usage.fleet.usage_fleet`` prices them (and so
+    as statements do: each organization's (SKU, region, contract) line over the window rounded
+    once); usage inside a reservation is covered by the reservation and not counted, as in
+    ``usage_cost_total``. At most six queries, whatever the organizations and records."""
+    from contracts.models import ContractRate
+    from usage.costing import (
+        IN_FORCE_STATUSES,
+        LIST_CURRENCY,
+        contract_in_force_until,
+        round_money,
+    )
+    from usage.fleet import _boundary_months, _contract_for_day
+    from usage.models import UsageDaily, UsageMonthly
+
+    if not organization_ids:
+        return {}
+    in_force: dict[int, list] = {}
+    for contract in (
+        Contract.objects.unscoped_for_staff()
+        .filter(
+            organization_id__in=organization_ids,
+            status__in=IN_FORCE_STATUSES,
+            term_start__lt=end,
+            term_end__gt=start,
+        )
+        .order_by("-term_start", "-pk")
+    ):
+        until = contract_in_force_until(contract)
+        if until > contract.term_start:
+            in_force.setdefault(contract.organization_id, []).append((contract, until))
+    boundaries = {
+        org_id: months
+        for org_id, contracts in in_force.items()
+        if (months := _boundary_months(contracts, start, end))
+    }
+
+    # (organization, sku, region, contract) -> GPU-hours outside reservations
+    hours: dict[tuple, Decimal] = {}
+
+    def add(org_id: int, sku_id: int, region_id: int, day: date, gpu_hours: Decimal) -> None:
+        contract_id = _contract_for_day(in_force.get(org_id, []), day)
+        key = (org_id, sku_id, region_id, contract_id)
+        hours[key] = hours.get(key, Decimal("0")) + gpu_hours
+
+    for month, org_id, sku_id, region_id, gpu_hours in (
+        UsageMonthly.objects.unscoped_for_staff()
+        .filter(
+            organization_id__in=organization_ids,
+            month__gte=start,
+            month__lt=end,
+            reservation__isnull=True,
+        )
+        .values_list("month", "organization_id", "sku_id", "region_id", "gpu_hours")
+    ):
+        if month not in boundaries.get(org_id, ()):
+            add(org_id, sku_id, region_id, month, gpu_hours)
+    if boundaries:
+        for day, org_id, sku_id, region_id, gpu_hours in (
+            UsageDaily.objects.unscoped_for_staff()
+            .filter(
+                organization_id__in=list(boundaries),
+                day__gte=start,
+                day__lt=end,
+                reservation__isnull=True,
+            )
+            .values_list("day", "organization_id", "sku_id", "region_id", "gpu_hours")
+        ):
+            if day.replace(day=1) in boundaries[org_id]:
+                add(org_id, sku_id, region_id, day, gpu_hours)
+
+    contracts = {c.pk: c for per_org in in_force.values() for c, _ in per_org}
+    rates = {
+        (contract_id, sku_id, region_id): price
+        for contract_id, sku_id, region_id, price in ContractRate.objects.filter(
+            contract__in=list(contracts)
+        ).values_list("contract_id", "sku_id", "region_id", "price_per_gpu_hour")
+    }
+    list_price = dict(
+        GpuSku.objects.filter(pk__in={key[1] for key in hours}).values_list(
+            "pk", "list_price_per_gpu_hour"
+        )
+    )
+    # A contract without a rate for the SKU falls back to list price and merges with the
+    # list-price hours of the same key before rounding, as usage_cost_lines does.
+    priced: dict[tuple, Decimal] = {}
+    for (org_id, sku_id, region_id, contract_id), gpu_hours in hours.items():
+        rate = None
+        if contract_id is not None:
+            rate = rates.get((contract_id, sku_id, region_id))
+            if rate is None:
+                rate = rates.get((contract_id, sku_id, None))
+        if rate is not None:
+            currency = contracts[contract_id].currency
+        else:
+            contract_id, currency, rate = None, LIST_CURRENCY, list_price[sku_id]
+        key = (org_id, sku_id, region_id, contract_id, currency, rate)
+        priced[key] = priced.get(key, Decimal("0")) + gpu_hours
+    cost: dict[int, dict[str, Decimal]] = {}
+    for (org_id, _sku, _region, _contract, currency, rate), gpu_hours in priced.items():
+        per_org = cost.setdefault(org_id, {})
+        amount = round_money(Fraction(gpu_hours) * Fraction(rate))
+        per_org[currency] = per_org.get(currency, Decimal("0.00")) + amount
+    return cost

@@ -3,6 +3,9 @@ approval queue (capacity planners), and a request's detail with its decisions.""
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+from decimal import Decimal
+
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -21,10 +24,14 @@ from quotas.models import CapacityPool
 from quotas.selectors import pages
 from quotas.services._base import candidate_pools
 from quotas.workflow import REQUEST_AWAITING_DECISION, RequestState
+from usage.costing import LIST_CURRENCY
 
 from .base import form_add_domain_error
 
 DECIDERS = frozenset({StaffRole.ACCOUNT_MANAGER, StaffRole.CAPACITY_PLANNER})
+
+
+HOME_ORGANIZATIONS = 5  # the landing page previews; /staff/organizations/ lists them all
 
 
 class StaffHomeView(StaffViewMixin, TemplateView):
@@ -32,8 +39,55 @@ class StaffHomeView(StaffViewMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["organizations"] = pages.staff_organization_overview(user=self.request.user)
+        context["organizations"] = pages.staff_organization_overview(user=self.request.user)[
+            :HOME_ORGANIZATIONS
+        ]
         context["counts"] = pages.staff_inbox_counts(user=self.request.user)
+        return context
+
+
+class StaffOrganizationListView(StaffViewMixin, ListView):
+    """The organizations a staff member looks after (an account manager their own, planners
+    all), a page at a time, with this month's usage cost of the page's organizations."""
+
+    template_name = "quotas/staff_organizations.html"
+    context_object_name = "organizations"
+    paginate_by = 25
+
+    def get_queryset(self):
+        params = self.request.GET
+        return pages.staff_organization_list(
+            user=self.request.user,
+            search=params.get("q", "")[:200],
+            status=params.get("status", ""),
+            awaiting_only=params.get("awaiting") == "1",
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        month = timezone.now().astimezone(UTC).date().replace(day=1)
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        organizations = context["organizations"]
+        cost = pages.staff_organization_usage_cost(
+            organization_ids=[org.pk for org in organizations], start=month, end=next_month
+        )
+        for org in organizations:
+            per_currency = cost.get(org.pk, {})
+            currency = org.contract_currency or LIST_CURRENCY
+            org.month_cost = per_currency.get(currency, Decimal("0.00"))
+            org.month_currency = currency
+            org.month_other = sorted(
+                (c, amount) for c, amount in per_currency.items() if c != currency
+            )
+        params = self.request.GET.copy()
+        params.pop("page", None)
+        context.update(
+            month=month,
+            q=self.request.GET.get("q", ""),
+            status=self.request.GET.get("status", ""),
+            awaiting=self.request.GET.get("awaiting") == "1",
+            query_string=params.urlencode(),
+        )
         return context
 
 
