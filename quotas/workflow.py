@@ -61,8 +61,10 @@ REQUEST_TRANSITIONS: dict[str, frozenset[str]] = {
     R.PENDING_SECOND_APPROVAL: frozenset(
         {R.APPROVED, R.REJECTED, R.COUNTER_OFFERED, R.WITHDRAWN, R.EXPIRED}
     ),
-    # Declining an offer withdraws the request; a lapsed offer expires it.
-    R.COUNTER_OFFERED: frozenset({R.APPROVED, R.WITHDRAWN, R.EXPIRED}),
+    # Declining an offer withdraws the request; a lapsed offer expires it. An accepted
+    # counter-offer whose own terms are above the second-approval thresholds goes to the
+    # capacity planners with its hold kept; any other accepted counter-offer is booked at once.
+    R.COUNTER_OFFERED: frozenset({R.APPROVED, R.PENDING_SECOND_APPROVAL, R.WITHDRAWN, R.EXPIRED}),
     R.WAITLISTED: frozenset({R.OFFERED, R.WITHDRAWN, R.EXPIRED}),
     # A waitlist offer accepted on a request that still needs a provider decision (flagged by
     # the checks, or above the second-approval thresholds) goes to the account manager with its
@@ -124,7 +126,7 @@ REQUEST_ACTION_TARGETS: dict[str, frozenset[str]] = {
     "approve": frozenset({R.PENDING_SECOND_APPROVAL, R.APPROVED}),
     "reject": frozenset({R.REJECTED}),
     "counter_offer": frozenset({R.COUNTER_OFFERED}),
-    "accept_offer": frozenset({R.APPROVED, R.PENDING_APPROVAL}),
+    "accept_offer": frozenset({R.APPROVED, R.PENDING_APPROVAL, R.PENDING_SECOND_APPROVAL}),
     "decline_offer": frozenset({R.WITHDRAWN}),
     "waitlist": frozenset({R.WAITLISTED}),
     "withdraw": frozenset({R.WITHDRAWN}),

@@ -6,6 +6,7 @@ transaction as the decision that needs it: approval and hold commit together or 
 
 from __future__ import annotations
 
+from copy import copy
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -75,9 +76,25 @@ def request_needs_decision(capacity_request: CapacityRequest) -> bool:
     )
 
 
+def offer_needs_second_approval(capacity_request: CapacityRequest, *, pool: CapacityPool) -> bool:
+    """Whether the offer on this request, on its own terms (GPU count, window, pool, and their
+    value at the quote), is above the second-approval thresholds."""
+    terms = copy(capacity_request)
+    terms.gpu_count = capacity_request.offer_gpu_count
+    value = window_quote(
+        organization=capacity_request.organization,
+        pool=pool,
+        gpu_count=capacity_request.offer_gpu_count,
+        starts_at=capacity_request.offer_starts_at,
+        ends_at=capacity_request.offer_ends_at,
+    ).total
+    return needs_second_approval(terms, value=value)
+
+
 def held_offer(capacity_request: CapacityRequest) -> CapacityHold | None:
-    """The hold a request awaiting a decision keeps from a waitlist offer its tenant accepted
-    (see ``offer_to_approvers``), if it still holds."""
+    """The hold a request awaiting a decision keeps from an offer its tenant accepted (a
+    waitlist offer, see ``offer_to_approvers``, or a counter-offer above the thresholds, see
+    ``offer_to_planners``), if it still holds."""
     if not capacity_request.offer_hold_id or capacity_request.state not in (
         S.PENDING_APPROVAL,
         S.PENDING_SECOND_APPROVAL,
@@ -283,7 +300,7 @@ def _held_pool(capacity_request: CapacityRequest, hold: CapacityHold, pool: Capa
 def request_grant(capacity_request, *, actor, pool=None, reason=""):
     hold = held_offer(capacity_request)
     if hold is not None:
-        # The accepted waitlist offer's capacity has been held for this decision: book exactly
+        # The accepted offer's capacity has been held for this decision: book exactly
         # that hold (no new capacity check, which would count the hold against itself).
         return reservation_grant(
             capacity_request,

@@ -15,6 +15,7 @@ from quotas.models import (
     CapacityHold,
     CapacityPool,
     CapacityRequest,
+    RequestEvent,
     Reservation,
 )
 from quotas.workflow import (
@@ -24,6 +25,7 @@ from quotas.workflow import (
 )
 
 from ._base import (
+    hours,
     request_lock,
     request_move,
     require_requester_or_manager,
@@ -31,6 +33,7 @@ from ._base import (
 from .decisions import (
     held_offer,
     held_offer_release,
+    offer_needs_second_approval,
     pending_approval_enter,
     request_needs_decision,
     reservation_grant,
@@ -67,6 +70,11 @@ def offer_accept_locked(
         request_needs_decision(capacity_request)
     ):
         offer_to_approvers(capacity_request, actor=actor, hold=hold, pool=pool)
+        return None
+    if capacity_request.offer_kind == CapacityRequest.OfferKind.COUNTER and (
+        offer_needs_second_approval(capacity_request, pool=pool)
+    ):
+        offer_to_planners(capacity_request, actor=actor, hold=hold, pool=pool)
         return None
     return reservation_grant(
         capacity_request,
@@ -107,6 +115,62 @@ def offer_to_approvers(
             "until they decide."
         ),
         update_fields=("pool", "offer_expires_at"),
+    )
+
+
+def offer_to_planners(
+    capacity_request: CapacityRequest,
+    *,
+    actor: User | None,
+    hold: CapacityHold,
+    pool: CapacityPool,
+) -> None:
+    """An accepted counter-offer whose own terms are above the second-approval thresholds: the
+    account manager's counter-offer stands as the first approval, and a capacity planner must
+    approve too, as for any request that large. The offer's hold is kept, made firm, until the
+    planner decides: approval books exactly that hold; rejection, withdrawal, another
+    counter-offer or expiry at the start release it to the next waitlisted request."""
+    from quotas.capacity import hold_confirm_offer
+
+    hold_confirm_offer(hold=hold, actor=actor)
+    offered_by = (
+        RequestEvent.all_objects.filter(request=capacity_request, to_state=S.COUNTER_OFFERED)
+        .order_by("-at", "-id")
+        .values_list("actor_id", flat=True)
+        .first()
+    )
+    now = timezone.now()
+    due = now + hours("QUOTAS_DECISION_SLA_HOURS")
+    if capacity_request.starts_at is not None:
+        due = max(now, min(due, capacity_request.starts_at))
+    capacity_request.pool = pool
+    capacity_request.offer_expires_at = None
+    if offered_by is not None:
+        # The planner approving must be someone else than whoever made the counter-offer.
+        capacity_request.first_approved_by_id = offered_by
+        capacity_request.first_approved_at = now
+    capacity_request.decision_due_at = due
+    capacity_request.reminder_sent_at = None
+    capacity_request.escalated_at = None
+    who = "Counter-offer accepted" if actor is not None else "Counter-offer accepted automatically"
+    request_move(
+        capacity_request,
+        to_state=S.PENDING_SECOND_APPROVAL,
+        actor=actor,
+        reason=(
+            f"{who}; its terms are above the second-approval threshold, so a capacity planner "
+            "decides, its capacity held until then."
+        ),
+        at=now,
+        update_fields=(
+            "pool",
+            "offer_expires_at",
+            "first_approved_by",
+            "first_approved_at",
+            "decision_due_at",
+            "reminder_sent_at",
+            "escalated_at",
+        ),
     )
 
 
