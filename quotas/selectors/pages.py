@@ -669,6 +669,7 @@ def staff_organization_overview(*, user: User) -> QuerySet[Organization]:
             contract_currency=Subquery(active_contract.values("currency")[:1]),
             contract_committed=Subquery(active_contract.values("committed_spend")[:1]),
             contract_term_end=Subquery(active_contract.values("term_end")[:1]),
+            contract_id=Subquery(active_contract.values("pk")[:1]),
         )
         .order_by("name")
     )
@@ -801,3 +802,168 @@ def staff_organization_usage_cost(
         amount = round_money(Fraction(gpu_hours) * Fraction(rate))
         per_org[currency] = per_org.get(currency, Decimal("0.00")) + amount
     return cost
+
+
+def staff_contract_consumed(
+    *, contract_ids: list[int], now: datetime | None = None
+) -> dict[int, Decimal]:
+    """Consumed spend to date of several organizations' contracts, as the burn-down computes
+    it (``contracts.selectors.spend.contract_consumed_spend_many``): every charge of the
+    organization inside the term up to ``now`` (usage outside reservations by month and rate,
+    each line rounded once, plus the reservations' holds by month), summed whatever priced it.
+    Full months come from the monthly rollups, months cut by the window or by a change of
+    contract in force from the daily ones. At most eight queries, whatever the contracts."""
+    from contracts.charges import ChargeSource, _day_after_last, charge_lines_from, utc_midnight
+    from contracts.models import ContractRate
+    from usage.costing import IN_FORCE_STATUSES, contract_in_force_until, round_money
+    from usage.fleet import _boundary_months, _contract_for_day
+    from usage.models import UsageDaily, UsageMonthly
+
+    now = now or timezone.now()
+    if not contract_ids:
+        return {}
+    contracts = list(Contract.all_objects.filter(pk__in=contract_ids))
+    windows: dict[int, tuple[datetime, datetime]] = {}  # organization -> [from, to)
+    for contract in contracts:
+        if contract.status == Contract.Status.DRAFT:
+            continue
+        start = utc_midnight(contract.term_start)
+        windows[contract.organization_id] = (
+            start,
+            max(start, min(now, utc_midnight(contract.term_end))),
+        )
+    if not windows:
+        return {}
+    # Usage days that began before the window's end count (a partial last day as metered).
+    days = {
+        org_id: (start.astimezone(UTC).date(), _day_after_last(end))
+        for org_id, (start, end) in windows.items()
+    }
+    first, last = min(d for d, _ in days.values()), max(d for _, d in days.values())
+    in_force: dict[int, list] = {}
+    for contract in (
+        Contract.objects.unscoped_for_staff()
+        .filter(
+            organization_id__in=list(windows),
+            status__in=IN_FORCE_STATUSES,
+            term_start__lt=last,
+            term_end__gt=first,
+        )
+        .order_by("-term_start", "-pk")
+    ):
+        until = contract_in_force_until(contract)
+        if until > contract.term_start:
+            in_force.setdefault(contract.organization_id, []).append((contract, until))
+    # Months read day by day: where the window or the contract in force changes mid-month.
+    daily_months: dict[int, set[date]] = {}
+    for org_id, (day_from, day_to) in days.items():
+        months = _boundary_months(in_force.get(org_id, []), first, last)
+        for day in (day_from, day_to):
+            if day.day != 1:
+                months.add(day.replace(day=1))
+        daily_months[org_id] = months
+
+    hours: dict[tuple, Decimal] = {}  # (organization, month, sku, region, contract) -> hours
+
+    def add(org_id: int, day: date, sku_id: int, region_id: int, gpu_hours: Decimal) -> None:
+        day_from, day_to = days[org_id]
+        if not day_from <= day < day_to:
+            return
+        contract_id = _contract_for_day(in_force.get(org_id, []), day)
+        key = (org_id, day.replace(day=1), sku_id, region_id, contract_id)
+        hours[key] = hours.get(key, Decimal("0")) + gpu_hours
+
+    month_first = first.replace(day=1)
+    for month, org_id, sku_id, region_id, gpu_hours in (
+        UsageMonthly.objects.unscoped_for_staff()
+        .filter(
+            organization_id__in=list(windows),
+            month__gte=month_first,
+            month__lt=last,
+            reservation__isnull=True,
+        )
+        .values_list("month", "organization_id", "sku_id", "region_id", "gpu_hours")
+    ):
+        if month not in daily_months[org_id]:
+            add(org_id, month, sku_id, region_id, gpu_hours)
+    daily_orgs = [org_id for org_id, months in daily_months.items() if months]
+    if daily_orgs:
+        all_months = sorted(set().union(*daily_months.values()))
+        for day, org_id, sku_id, region_id, gpu_hours in (
+            UsageDaily.objects.unscoped_for_staff()
+            .filter(
+                organization_id__in=daily_orgs,
+                day__gte=all_months[0],
+                day__lt=last,
+                reservation__isnull=True,
+            )
+            .values_list("day", "organization_id", "sku_id", "region_id", "gpu_hours")
+        ):
+            if day.replace(day=1) in daily_months[org_id]:
+                add(org_id, day, sku_id, region_id, gpu_hours)
+
+    by_pk = {c.pk: c for per_org in in_force.values() for c, _ in per_org}
+    rates = {
+        (contract_id, sku_id, region_id): price
+        for contract_id, sku_id, region_id, price in ContractRate.objects.filter(
+            contract__in=list(by_pk)
+        ).values_list("contract_id", "sku_id", "region_id", "price_per_gpu_hour")
+    }
+    list_price = dict(
+        GpuSku.objects.filter(pk__in={key[2] for key in hours}).values_list(
+            "pk", "list_price_per_gpu_hour"
+        )
+    )
+    priced: dict[tuple, Decimal] = {}
+    for (org_id, month, sku_id, region_id, contract_id), gpu_hours in hours.items():
+        rate = None
+        if contract_id is not None:
+            rate = rates.get((contract_id, sku_id, region_id))
+            if rate is None:
+                rate = rates.get((contract_id, sku_id, None))
+        if rate is None:
+            contract_id, rate = None, list_price[sku_id]
+        key = (org_id, month, sku_id, region_id, contract_id, rate)
+        priced[key] = priced.get(key, Decimal("0")) + gpu_hours
+    # Take-or-pay: all spend in the term counts, whatever priced it.
+    consumed: dict[int, Decimal] = {org_id: Decimal("0.00") for org_id in windows}
+    for (org_id, *_rest, rate), gpu_hours in priced.items():
+        consumed[org_id] += round_money(Fraction(gpu_hours) * Fraction(rate))
+
+    reservations: dict[int, list[dict]] = {}
+    earliest = min(start for start, _ in windows.values())
+    latest = max(end for _, end in windows.values())
+    for reservation in (
+        Reservation.objects.unscoped_for_staff()
+        .filter(organization_id__in=list(windows))
+        .exclude(state=ReservationState.CANCELLED)
+        .filter(
+            hold__released_at__isnull=True, hold__starts_at__lt=latest, hold__ends_at__gt=earliest
+        )
+        .values(
+            "organization_id",
+            "pk",
+            "gpu_count",
+            "rate_per_gpu_hour",
+            "price_source",
+            "contract_id",
+            "pool__sku_id",
+            "pool__region_id",
+            "hold__starts_at",
+            "hold__ends_at",
+        )
+        .order_by("pk")
+    ):
+        reservations.setdefault(reservation["organization_id"], []).append(reservation)
+    for org_id, held in reservations.items():
+        start, end = windows[org_id]
+        source = ChargeSource(start=start, end=end, usage_days=[], reservations=held)
+        consumed[org_id] += sum(
+            (line.amount for line in charge_lines_from(source, start=start, end=end)),
+            Decimal("0.00"),
+        )
+    return {
+        contract.pk: consumed[contract.organization_id]
+        for contract in contracts
+        if contract.organization_id in consumed
+    }

@@ -48,7 +48,8 @@ class StaffHomeView(StaffViewMixin, TemplateView):
 
 class StaffOrganizationListView(StaffViewMixin, ListView):
     """The organizations a staff member looks after (an account manager their own, planners
-    all), a page at a time, with this month's usage cost of the page's organizations."""
+    all), a page at a time, with this month's usage cost and the consumed spend of the active
+    contract, for the page's organizations only."""
 
     template_name = "quotas/staff_organizations.html"
     context_object_name = "organizations"
@@ -71,7 +72,16 @@ class StaffOrganizationListView(StaffViewMixin, ListView):
         cost = pages.staff_organization_usage_cost(
             organization_ids=[org.pk for org in organizations], start=month, end=next_month
         )
+        consumed = pages.staff_contract_consumed(
+            contract_ids=[org.contract_id for org in organizations if org.contract_id]
+        )
         for org in organizations:
+            org.contract_consumed = consumed.get(org.contract_id)
+            org.contract_consumed_percent = (
+                (org.contract_consumed * 100 / org.contract_committed).quantize(Decimal("0.1"))
+                if org.contract_consumed is not None and org.contract_committed
+                else None
+            )
             per_currency = cost.get(org.pk, {})
             currency = org.contract_currency or LIST_CURRENCY
             org.month_cost = per_currency.get(currency, Decimal("0.00"))

@@ -3,14 +3,19 @@ their contract, this month's usage cost, open requests and approval policy."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
-from quotas.selectors.pages import staff_organization_usage_cost
+from accounts.models import Organization, User
+from contracts.selectors import contract_active_for
+from contracts.selectors.spend import contract_consumed_spend_many
+from quotas.selectors.pages import staff_contract_consumed, staff_organization_usage_cost
 from usage.costing import usage_cost_lines, usage_cost_total
 
 from ..factories import ContractFactory, ContractRateFactory, OrganizationFactory
@@ -30,6 +35,13 @@ def _table(response) -> str:
     """The page's main part (the navigation lists organizations too)."""
     html = response.content.decode()
     return html[html.index("<main") : html.index("</main>")]
+
+
+def _consumed(html: str, slug: str) -> Decimal | None:
+    row = re.search(rf'href="/o/{slug}/".*?</tr>', html, re.S)
+    assert row, slug
+    found = re.search(r'data-consumed="([^"]+)"', row.group(0))
+    return Decimal(found.group(1)) if found else None
 
 
 def _month_cost(html: str, slug: str) -> str:
@@ -159,7 +171,7 @@ def test_query_count_is_flat_as_organizations_and_usage_grow(
     client.get(URL)  # warm the session and caches
     for i in range(1):
         OrganizationFactory(name=f"Few {i}", slug=f"few-{i}")
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(18):
         assert client.get(URL).status_code == 200
     for i in range(27):
         extra = OrganizationFactory(name=f"Many {i:02d}", slug=f"many-{i:02d}")
@@ -171,6 +183,41 @@ def test_query_count_is_flat_as_organizations_and_usage_grow(
             for h in hours(start, 2)
         ]
     )
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(18):
         html = _table(client.get(URL))
     assert "Page 1 of 2" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_figures_equal_the_statement_and_burn_down_selectors(client):
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    month, next_month = _this_month()
+    client.force_login(User.objects.get(email="planner@provider.example"))
+    before = timezone.now()
+    response = client.get(URL)
+    assert response.status_code == 200, response
+    html = _table(response)
+    after = timezone.now()
+    checked = 0
+    for org in Organization.objects.order_by("name", "pk")[:25]:
+        contract = contract_active_for(organization=org, at=before)
+        currency = contract.currency if contract else "USD"
+        month_cost = usage_cost_total(
+            usage_cost_lines(organization=org, start=month, end=next_month)
+        )
+        assert Decimal(_month_cost(html, org.slug)) == month_cost.get(currency, Decimal("0.00"))
+        shown = _consumed(html, org.slug)
+        if contract is None:
+            assert shown is None
+            continue
+        # Exactly the burn-down's figure at the same instant...
+        for at in (before, after):
+            assert staff_contract_consumed(contract_ids=[contract.pk], now=at) == (
+                contract_consumed_spend_many(organization=org, contracts=[contract], now=at)
+            )
+        # ...and the page's (its own instant lies between the two; reservations accrue).
+        low = contract_consumed_spend_many(organization=org, contracts=[contract], now=before)
+        high = contract_consumed_spend_many(organization=org, contracts=[contract], now=after)
+        assert low[contract.pk] <= shown <= high[contract.pk]
+        checked += 1
+    assert checked >= 2
