@@ -209,6 +209,39 @@ def request_moved(
         )
 
 
+def request_offer_held(capacity_request: CapacityRequest, *, actor: User | None) -> None:
+    """An accepted offer (accepted automatically where the organization opted in) went to the
+    approvers instead of being booked: the tenant side hears that its capacity is held for it
+    until they decide, as it hears of the offer itself."""
+    tenant, _staff = _audience(capacity_request, ("tenant",))
+    if not tenant:
+        return
+    who = (
+        "the capacity planners"
+        if capacity_request.state == S.PENDING_SECOND_APPROVAL
+        else "your account manager"
+    )
+    how = "was accepted automatically" if actor is None else "was accepted"
+    body = (
+        f"{capacity_request.reference}: {capacity_request.summary}. The offer {how} and is"
+        f" held for you: {capacity_request.offer_gpu_count} GPUs"
+        f" from {capacity_request.offer_starts_at:%Y-%m-%d %H:%M}"
+        f" to {capacity_request.offer_ends_at:%Y-%m-%d %H:%M} UTC, until {who} decide."
+    )
+    if capacity_request.decision_due_at is not None:
+        body += f" Decision due {capacity_request.decision_due_at:%Y-%m-%d %H:%M} UTC."
+    _publish(
+        event="request.offer_held",
+        organization=capacity_request.organization,
+        recipients=tenant,
+        title=f"{capacity_request.reference}: capacity is held for you while it is decided",
+        body=body,
+        url=request_url(capacity_request),
+        dedupe_key=f"request:{capacity_request.pk}:v{capacity_request.version}:offer_held",
+        actor=actor,
+    )
+
+
 def request_due(capacity_request: CapacityRequest, *, escalate: bool) -> None:
     """A decision is nearly due (reminder to the approver at this step) or overdue
     (escalation to the capacity planners)."""

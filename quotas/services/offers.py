@@ -116,6 +116,7 @@ def offer_to_approvers(
         ),
         update_fields=("pool", "offer_expires_at"),
     )
+    notify.request_offer_held(capacity_request, actor=actor)
 
 
 def offer_to_planners(
@@ -172,6 +173,7 @@ def offer_to_planners(
             "escalated_at",
         ),
     )
+    notify.request_offer_held(capacity_request, actor=actor)
 
 
 def _release_offer(capacity_request: CapacityRequest, *, actor: User | None = None) -> None:

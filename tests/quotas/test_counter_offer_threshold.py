@@ -160,3 +160,16 @@ def test_a_counter_offer_below_the_thresholds_is_booked_on_acceptance(
     assert capacity_request.state == S.APPROVED
     assert capacity_request.reservation.hold_id == hold_id
     assert capacity_request.reservation.gpu_count == 16
+
+
+def test_the_tenant_hears_the_counter_offer_is_held_while_the_planner_decides(
+    threshold_32_gpus, org, owner, catalog, new_request, member, account_manager
+):
+    capacity_request = pending(new_request, gpu_count=16)
+    counter_offered_and_accepted(
+        capacity_request, account_manager=account_manager, member=member, gpu_count=48
+    )
+    notice = Notification.objects.get(recipient=owner, event="request.offer_held")
+    assert "48 GPUs" in notice.body and "capacity planners" in notice.body
+    # The member accepted it themselves: no notice to the one who acted.
+    assert not Notification.objects.filter(recipient=member, event="request.offer_held").exists()

@@ -302,3 +302,23 @@ def test_the_held_capacity_goes_to_no_one_else_while_the_approvers_decide(
     capacity_request_approve(capacity_request=flagged, actor=account_manager)
     flagged.refresh_from_db()
     assert flagged.state == S.APPROVED
+
+
+def test_auto_accept_tells_the_tenant_its_capacity_is_held_while_the_approvers_decide(
+    policy_warns_above_48, org, owner, admin, full_pool, new_request, member, east_pool
+):
+    approval_policy_set(organization=org, actor=owner, auto_accept_waitlist_offers=True)
+    flagged = checked(new_request(gpu_count=64, waitlist_if_unavailable=True))
+
+    free_up(full_pool, member, east_pool)
+
+    flagged.refresh_from_db()
+    assert flagged.state == S.PENDING_APPROVAL
+    held = Notification.objects.filter(event="request.offer_held", url__contains=str(flagged.pk))
+    assert set(held.values_list("recipient", flat=True)) == {member.pk, owner.pk, admin.pk}
+    notice = held.get(recipient=member)
+    assert "accepted automatically" in notice.body and "64 GPUs" in notice.body
+    assert "account manager" in notice.body
+    # Repeating the scan neither offers again nor notifies twice.
+    waitlist_offer_for_pool(pool_id=east_pool.pk)
+    assert held.count() == 3
