@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.utils import timezone
 
+from accounts.models import Organization
 from portal.errors import ConflictError
 from quotas import notify
 from quotas.models import CapacityPool, CapacityRequest
@@ -27,10 +28,13 @@ S = RequestState
 
 
 def waitlist_candidates(*, pool: CapacityPool, now: datetime) -> list[int]:
-    """Ids of waitlisted requests that accept this pool and have not started, in offer order."""
+    """Ids of waitlisted requests that accept this pool and have not started, in offer order.
+    A suspended organization's requests stay waitlisted but are passed over: it may book
+    nothing (and could not even answer an offer), so its place in the queue holds no GPUs."""
     return list(
         CapacityRequest.objects.unscoped_for_staff()
         .filter(state=S.WAITLISTED, starts_at__gt=now)
+        .exclude(organization__status=Organization.Status.SUSPENDED)
         .filter(Q(sku=pool.sku_id) | Q(alternative_skus=pool.sku_id))
         .filter(Q(region=pool.region_id) | Q(alternative_regions=pool.region_id))
         .filter(Q(extends_reservation__isnull=True) | Q(extends_reservation__pool=pool.pk))
@@ -83,6 +87,8 @@ def waitlist_offer(*, request_id: int, pool: CapacityPool, now: datetime | None 
     capacity_request = request_lock(request_id)
     if capacity_request.state != S.WAITLISTED or capacity_request.starts_at <= now:
         return False
+    if capacity_request.organization.is_suspended:
+        return False  # suspended since the candidates were listed
     try:
         with transaction.atomic():
             offer_place(

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from accounts.models import Organization, Role
 from notifications.models import Notification
 from portal.errors import DomainError
 from quotas.capacity import InsufficientCapacity
@@ -27,6 +28,8 @@ from quotas.services import (
 from quotas.services.decisions import request_needs_decision
 from quotas.services.waitlist import waitlist_offer_for_pool
 from quotas.workflow import RequestState as S
+from tests.conftest import make_member
+from tests.factories import OrganizationFactory
 
 from .conftest import LONG_AGO, soon
 
@@ -322,3 +325,28 @@ def test_auto_accept_tells_the_tenant_its_capacity_is_held_while_the_approvers_d
     # Repeating the scan neither offers again nor notifies twice.
     waitlist_offer_for_pool(pool_id=east_pool.pk)
     assert held.count() == 3
+
+
+def test_a_suspended_organization_is_passed_over_and_stays_waitlisted(
+    full_pool, new_request, member, east_pool, request_in_state
+):
+    suspended_org = OrganizationFactory(name="Globex", slug="globex")
+    first_in_line = request_in_state(
+        S.WAITLISTED,
+        organization=suspended_org,
+        requested_by=make_member(suspended_org, Role.OWNER, email="owner@globex.example"),
+        submitted_at=LONG_AGO,
+    )
+    suspended_org.status = Organization.Status.SUSPENDED
+    suspended_org.save(update_fields=["status"])
+    next_in_line = checked(new_request(gpu_count=32, waitlist_if_unavailable=True))
+    assert next_in_line.state == S.WAITLISTED
+
+    assert free_up(full_pool, member, east_pool) == [next_in_line.pk]
+
+    first_in_line.refresh_from_db()
+    assert first_in_line.state == S.WAITLISTED and first_in_line.offer_hold_id is None
+    # Once the suspension is lifted it is offered what is still free.
+    suspended_org.status = Organization.Status.ACTIVE
+    suspended_org.save(update_fields=["status"])
+    assert waitlist_offer_for_pool(pool_id=east_pool.pk) == [first_in_line.pk]
