@@ -82,6 +82,8 @@ def test_refreshing_after_creating_a_key_neither_shows_the_secret_again_nor_crea
 ):
     client.force_login(owner)
     posted = client.post(_list_url(org), {"name": "Nightly CI", "scopes": ["read"]}, follow=True)
+    # The POST answered with a redirect: the page a refresh repeats is a GET.
+    assert posted.redirect_chain == [(_list_url(org), 302)]
     secret = posted.context["secret"]
     assert secret in posted.content.decode()
     # What a browser refresh repeats now is the GET the POST redirected to.
