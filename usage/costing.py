@@ -38,7 +38,7 @@ from accounts.models import Organization
 from contracts.models import Contract, ContractRate
 from quotas.models import GpuSku, Reservation
 
-from .models import UsageDaily
+from .models import UsageDaily, UsageMonthly
 
 LIST_CURRENCY = "USD"
 SOURCE_RESERVATION, SOURCE_CONTRACT, SOURCE_LIST = "reservation", "contract", "list"
@@ -94,6 +94,35 @@ def contract_in_force_until(contract: Contract) -> date:
     return max(contract.term_start, min(contract.term_end, last))
 
 
+def _in_force(org_id: int, start: date, end: date) -> list[tuple[Contract, date]]:
+    """The organization's contracts in force on some day of [start, end), with the day after
+    their last day in force; the most recently started first (contract_active_for: it wins
+    where terms overlap)."""
+    return [
+        (contract, until)
+        for contract in Contract.objects.for_organization(org_id)
+        .filter(status__in=IN_FORCE_STATUSES, term_start__lt=end, term_end__gt=start)
+        .order_by("-term_start", "-pk")
+        if (until := contract_in_force_until(contract)) > contract.term_start
+    ]
+
+
+def _contract_case(in_force: list[tuple[Contract, date]], *, field: str = "day") -> Case:
+    """The contract in force on the row's ``field`` (a day), for usage outside reservations."""
+    return Case(
+        *(
+            When(
+                Q(reservation_id__isnull=True)
+                & Q(**{f"{field}__gte": c.term_start, f"{field}__lt": until}),
+                then=Value(c.pk),
+            )
+            for c, until in in_force
+        ),
+        default=Value(None),
+        output_field=IntegerField(),
+    )
+
+
 def usage_cost_lines(
     *,
     organization: Organization | int,
@@ -104,30 +133,7 @@ def usage_cost_lines(
     """Priced usage of one organization over the UTC days [start, end), one line per
     (bucket, SKU, region, reservation, contract), ordered by bucket, SKU, region."""
     org_id = organization if isinstance(organization, int) else organization.pk
-    in_force = [
-        (contract, until)
-        for contract in Contract.objects.for_organization(org_id)
-        .filter(
-            status__in=IN_FORCE_STATUSES,
-            term_start__lt=end,
-            term_end__gt=start,
-        )
-        # contract_active_for: the most recently started contract wins where terms overlap.
-        .order_by("-term_start", "-pk")
-        if (until := contract_in_force_until(contract)) > contract.term_start
-    ]
-    contracts = [contract for contract, _ in in_force]
-    contract_case = Case(
-        *(
-            When(
-                Q(reservation_id__isnull=True, day__gte=c.term_start, day__lt=until),
-                then=Value(c.pk),
-            )
-            for c, until in in_force
-        ),
-        default=Value(None),
-        output_field=IntegerField(),
-    )
+    in_force = _in_force(org_id, start, end)
     queryset = UsageDaily.objects.for_organization(org_id).filter(day__gte=start, day__lt=end)
     values = ["sku_id", "region_id", "reservation_id", "contract_id"]
     if granularity == "day":
@@ -139,12 +145,91 @@ def usage_cost_lines(
     if granularity is not None:
         values.insert(0, "bucket")
     rows = list(
-        queryset.annotate(contract_id=contract_case)
+        queryset.annotate(contract_id=_contract_case(in_force))
         .values(*values)
         .annotate(total=Sum("gpu_hours"))
         .order_by(*values)
     )
+    return _price(org_id, rows, [c for c, _ in in_force])
 
+
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def usage_cost_days_and_months(
+    *, organization: Organization | int, start: date, end: date, daily_from: date
+) -> list[CostLine]:
+    """``usage_cost_lines(granularity="day")`` over [start, end) with fewer rows read: each
+    whole UTC month that ends by ``daily_from`` and in which no contract starts or stops being
+    in force (one rate per key all month) is one line per key, bucketed on the month's 1st,
+    read from the monthly rollups; every other day is its own line, from the daily rollups.
+
+    A month line holds exactly the GPU-hours of that month's day lines at the same rate, so
+    anything that sums GPU-hours per month and key before rounding (the charges, the
+    burn-down) gets the same figures. Only sub-windows that contain each month line's month
+    whole, or none of it, may be priced from the result. Four to five queries.
+    """
+    from .fleet import _boundary_months
+
+    org_id = organization if isinstance(organization, int) else organization.pk
+    in_force = _in_force(org_id, start, end)
+    boundaries = _boundary_months(in_force, start, end)
+    whole_months = []
+    month = start if start.day == 1 else _next_month(start)
+    while _next_month(month) <= min(end, daily_from):
+        if month not in boundaries:
+            whole_months.append(month)
+        month = _next_month(month)
+    values = ["bucket", "sku_id", "region_id", "reservation_id", "contract_id"]
+    # The days outside the whole months, as ranges (an index range scan each).
+    ranges, cursor = [], start
+    for month in whole_months:
+        if cursor < month:
+            ranges.append((cursor, month))
+        cursor = _next_month(month)
+    if cursor < end:
+        ranges.append((cursor, end))
+    days = Q(pk__in=[])
+    for low, high in ranges:
+        days |= Q(day__gte=low, day__lt=high)
+    rows_read = (
+        UsageDaily.objects.for_organization(org_id)
+        .filter(days)
+        .annotate(bucket=F("day"), contract_id=_contract_case(in_force))
+        .values(*values)
+        .annotate(total=Sum("gpu_hours"))
+    )
+    if whole_months:
+        # One query: the monthly rollups (one row per key and month) after the daily sums.
+        # No contract starts or stops inside these months, so the one in force on the 1st
+        # is the one in force on each of their days.
+        monthly = (
+            UsageMonthly.objects.for_organization(org_id)
+            .filter(month__in=whole_months)
+            .annotate(
+                bucket=F("month"),
+                contract_id=_contract_case(in_force, field="month"),
+                total=F("gpu_hours"),
+            )
+            .values(*values, "total")
+        )
+        rows_read = rows_read.union(monthly, all=True)
+    rows = sorted(
+        rows_read,
+        key=lambda row: (
+            row["bucket"],
+            row["sku_id"],
+            row["region_id"],
+            row["reservation_id"] or 0,
+            row["contract_id"] or 0,
+        ),
+    )
+    return _price(org_id, rows, [c for c, _ in in_force])
+
+
+def _price(org_id: int, rows: list[dict], contracts: list[Contract]) -> list[CostLine]:
+    """Price rows of summed GPU-hours: three queries (rates, list prices, reservations)."""
     rates: dict[tuple[int, int, int | None], Decimal] = {}
     for rate in ContractRate.objects.filter(contract__in=[c.pk for c in contracts]):
         rates[(rate.contract_id, rate.sku_id, rate.region_id)] = rate.price_per_gpu_hour
@@ -240,4 +325,4 @@ def usage_cost_total(lines: list[CostLine], *, billable_only: bool = True) -> di
     return dict(totals)
 
 
-__all__ = ["CostLine", "usage_cost_lines", "usage_cost_total"]
+__all__ = ["CostLine", "usage_cost_days_and_months", "usage_cost_lines", "usage_cost_total"]

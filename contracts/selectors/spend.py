@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from django.utils import timezone
 
 from accounts.models import Organization
+from quotas.models import Reservation
 from quotas.pricing import round_money
+from quotas.workflow import ReservationState
 
 from ..charges import (
     ChargeLine,
@@ -22,6 +24,9 @@ from ..charges import (
     month_start,
     next_month,
     utc_midnight,
+)
+from ..charges import (
+    _day_after_last as day_after_last,
 )
 from ..models import Contract
 
@@ -72,6 +77,47 @@ def contract_consumed_spend_many(
                 ZERO,
             )
     return consumed
+
+
+def _burn_down_source(
+    *, contract: Contract, start: datetime, end: datetime, daily_from: date
+) -> ChargeSource:
+    """What ``charge_source`` reads for [start, end), with the usage of the whole months
+    before ``daily_from`` that have one rate all month read from the monthly rollups (one
+    line per month and key, ``usage.costing.usage_cost_days_and_months``) instead of day by
+    day. Charges sum GPU-hours per month and key before rounding once, so every window made
+    of whole months before ``daily_from`` and any days from it on is priced exactly as from
+    the daily source: the burn-down prices the term and its trailing run-rate window only.
+    """
+    from usage.costing import usage_cost_days_and_months
+
+    if end <= start:
+        return ChargeSource(start=start, end=end, usage_days=[], reservations=[])
+    organization = contract.organization
+    usage_days = usage_cost_days_and_months(
+        organization=organization,
+        start=start.astimezone(UTC).date(),
+        end=day_after_last(end),
+        daily_from=daily_from,
+    )
+    reservations = list(
+        Reservation.objects.for_organization(organization)
+        .exclude(state=ReservationState.CANCELLED)
+        .filter(hold__released_at__isnull=True, hold__starts_at__lt=end, hold__ends_at__gt=start)
+        .values(
+            "pk",
+            "gpu_count",
+            "rate_per_gpu_hour",
+            "price_source",
+            "contract_id",
+            "pool__sku_id",
+            "pool__region_id",
+            "hold__starts_at",
+            "hold__ends_at",
+        )
+        .order_by("pk")
+    )
+    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=reservations)
 
 
 @dataclass(frozen=True)
@@ -142,8 +188,33 @@ class BurnDown:
         }
 
 
-def contract_burn_down(*, contract: Contract, now: datetime | None = None) -> BurnDown:
-    """The burn-down of ``contract`` as of ``now``. A constant number of queries.
+def _run_rate_window(contract: Contract, now: datetime) -> tuple[datetime, datetime]:
+    """The last 30 whole UTC days inside the term and before now (fewer near its start)."""
+    term_start_at, term_end_at = utc_midnight(contract.term_start), utc_midnight(contract.term_end)
+    rate_end = min(utc_midnight(now.date()), term_end_at)
+    return max(rate_end - timedelta(days=RUN_RATE_DAYS), term_start_at), rate_end
+
+
+def contract_burn_down_source(*, contract: Contract, now: datetime) -> ChargeSource:
+    """What the burn-down of ``contract`` as of ``now`` reads (five to six queries): the
+    charges of its term to now, whole months before the run-rate window's month from the
+    monthly rollups. Any window of the term to now that starts at or after the 1st of that
+    month (this month's statement, for one) is priced from it exactly as ``charge_lines``."""
+    term_from, term_to = _term_window(contract, now)
+    rate_start, _ = _run_rate_window(contract, now)
+    return _burn_down_source(
+        contract=contract,
+        start=term_from,
+        end=term_to,
+        daily_from=month_start(rate_start.date()),
+    )
+
+
+def contract_burn_down(
+    *, contract: Contract, now: datetime | None = None, source: ChargeSource | None = None
+) -> BurnDown:
+    """The burn-down of ``contract`` as of ``now``. A constant number of queries; none for
+    the charges when given ``source`` (``contract_burn_down_source`` for the same ``now``).
 
     Run rate: the charges of the last 30 whole UTC days inside the term (fewer when the term
     began less than 30 days ago), per day. Forecast at a month's end: consumed to now plus the
@@ -151,18 +222,15 @@ def contract_burn_down(*, contract: Contract, now: datetime | None = None) -> Bu
     """
     now = now or timezone.now()
     term_start_at, term_end_at = utc_midnight(contract.term_start), utc_midnight(contract.term_end)
-    term_from, term_to = _term_window(contract, now)
-    source = charge_source(organization=contract.organization, start=term_from, end=term_to)
+    rate_start, rate_end = _run_rate_window(contract, now)
+    if source is None:
+        source = contract_burn_down_source(contract=contract, now=now)
     lines = contract_spend_lines(contract=contract, now=now, source=source)
     by_month: dict[date, Decimal] = defaultdict(lambda: ZERO)
     for line in lines:
         by_month[line.period] += line.amount
     consumed = sum(by_month.values(), ZERO)
 
-    # Trailing run rate over whole days, inside the term and before now.
-    today_at = utc_midnight(now.date())
-    rate_end = min(today_at, term_end_at)
-    rate_start = max(rate_end - timedelta(days=RUN_RATE_DAYS), term_start_at)
     days = max((rate_end - rate_start).days, 0)
     if days and contract.status != Contract.Status.DRAFT:
         window = charge_lines_from(source, start=rate_start, end=rate_end)

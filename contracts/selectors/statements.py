@@ -17,7 +17,9 @@ from quotas.models import GpuSku, Region
 
 from ..charges import (
     ChargeLine,
+    ChargeSource,
     charge_lines,
+    charge_lines_from,
     lines_total,
     month_start,
     next_month,
@@ -184,13 +186,23 @@ def _sort_key(key: tuple) -> tuple:
 
 
 def statement_compute(
-    *, organization: Organization, month: date, now: datetime | None = None
+    *,
+    organization: Organization,
+    month: date,
+    now: datetime | None = None,
+    source: ChargeSource | None = None,
 ) -> tuple[list[ChargeLine], list[ChargeLine]]:
     """The charges of ``month`` (to ``now`` while it runs) and the adjustments of earlier
-    issued months: what issuing the statement now would freeze."""
+    issued months: what issuing the statement now would freeze. The charges are priced from
+    ``source`` (no query) when it was read for a window that holds the month's to ``now``
+    and prices it day by day (``charge_source``, or ``contract_burn_down_source`` as of
+    ``now`` for a window starting at or after the 1st of its run-rate month)."""
     now = now or timezone.now()
-    end = min(utc_midnight(next_month(month)), now)
-    lines = charge_lines(organization=organization, start=utc_midnight(month), end=end)
+    start, end = utc_midnight(month), min(utc_midnight(next_month(month)), now)
+    if source is not None and source.start <= start and end <= source.end:
+        lines = charge_lines_from(source, start=start, end=end)
+    else:
+        lines = charge_lines(organization=organization, start=start, end=end)
     return lines, statement_adjustment_lines(organization=organization, month=month)
 
 
@@ -201,10 +213,15 @@ def _catalog(lines: list[ChargeLine]) -> tuple[dict[int, GpuSku], dict[int, Regi
 
 
 def statement_get(
-    *, organization: Organization, month: date, now: datetime | None = None
+    *,
+    organization: Organization,
+    month: date,
+    now: datetime | None = None,
+    source: ChargeSource | None = None,
 ) -> MonthlyStatement | None:
-    """The statement of ``month``: frozen when issued, else computed to date. None for a
-    month that has not begun. A constant number of queries."""
+    """The statement of ``month``: frozen when issued, else computed to date (its charges
+    from ``source`` when it holds them, see ``statement_compute``). None for a month that has
+    not begun. A constant number of queries."""
     now = now or timezone.now()
     month = month_start(month)
     issued = Statement.objects.for_organization(organization).filter(month=month).first()
@@ -245,7 +262,9 @@ def statement_get(
         )
     if utc_midnight(month) > now:
         return None
-    lines, adjustments = statement_compute(organization=organization, month=month, now=now)
+    lines, adjustments = statement_compute(
+        organization=organization, month=month, now=now, source=source
+    )
     return statement_from_lines(
         organization=organization, month=month, lines=lines, adjustments=adjustments, as_of=now
     )

@@ -14,7 +14,7 @@ from accounts.models import Organization
 from contracts.charges import month_start, next_month
 from contracts.models import Contract
 from contracts.selectors import contract_active_for
-from contracts.selectors.spend import BurnDown, contract_burn_down
+from contracts.selectors.spend import BurnDown, contract_burn_down, contract_burn_down_source
 from contracts.selectors.statements import statement_currency, statement_get
 from usage.selectors import usage_series
 
@@ -49,11 +49,16 @@ def dashboard_figures_get(
     spend = contract = burn_down = None
     currency = statement_currency(organization)
     if include_billing:
-        statement = statement_get(organization=organization, month=month, now=now)
-        spend = statement.usage_total + statement.reservation_total if statement else ZERO_MONEY
         contract = contract_active_for(organization=organization, at=now)
+        # The month's charges are read once: the burn-down's source holds them (the contract
+        # is in force now; its term to now covers the month to now unless it began in it).
+        source = None
         if contract is not None:
-            burn_down = contract_burn_down(contract=contract, now=now)
+            source = contract_burn_down_source(contract=contract, now=now)
+        statement = statement_get(organization=organization, month=month, now=now, source=source)
+        spend = statement.usage_total + statement.reservation_total if statement else ZERO_MONEY
+        if contract is not None:
+            burn_down = contract_burn_down(contract=contract, now=now, source=source)
             currency = contract.currency
     return DashboardFigures(
         month=month,

@@ -1,0 +1,129 @@
+"""The burn-down reads whole months of one rate from the monthly rollups and the rest day by
+day: its figures, and this month's statement priced from the same read, equal those priced
+day by day to the cent, across contracts that start, stop and are terminated mid-month."""
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from contracts.charges import charge_lines_from, charge_source, utc_midnight
+from contracts.models import Contract
+from contracts.selectors.spend import (
+    _term_window,
+    contract_burn_down,
+    contract_burn_down_source,
+)
+from contracts.selectors.statements import statement_get
+from tests.factories import ContractFactory, ContractRateFactory
+from usage.costing import usage_cost_days_and_months, usage_cost_lines
+
+from .conftest import at, ingest, make_reservation
+
+pytestmark = pytest.mark.django_db
+
+NOW = at(2026, 7, 14, 10) + timedelta(minutes=30)
+
+
+@pytest.fixture
+def history(org, h100, a100, east, west):
+    """A two-year contract from 1 October 2025 (H100 2.0000, 1.9333 in us-east-1, no A100
+    rate: list 1.7700), a newer contract from 17 March 2026 (H100 1.7777) terminated on
+    20 May 2026 at noon, daily usage of odd fractions in both regions (some inside a
+    reservation) from September 2025 to after now."""
+    main = ContractFactory(
+        organization=org,
+        term_start=date(2025, 10, 1),
+        term_end=date(2027, 10, 1),
+        committed_spend=Decimal("25000.00"),
+    )
+    ContractRateFactory(contract=main, sku=h100, price_per_gpu_hour=Decimal("2.0000"))
+    ContractRateFactory(contract=main, sku=h100, region=east, price_per_gpu_hour=Decimal("1.9333"))
+    newer = ContractFactory(
+        organization=org,
+        status=Contract.Status.TERMINATED,
+        term_start=date(2026, 3, 17),
+        term_end=date(2026, 9, 1),
+    )
+    Contract.all_objects.filter(pk=newer.pk).update(terminated_at=at(2026, 5, 20, 12))
+    ContractRateFactory(contract=newer, sku=h100, price_per_gpu_hour=Decimal("1.7777"))
+    reservation = make_reservation(
+        org, h100, west, at(2026, 4, 3), at(2026, 4, 9), gpu_count=2, rate="2.1111"
+    )
+    rows = []
+    day = date(2025, 9, 20)
+    n = 0
+    while day < date(2026, 7, 20):
+        hour = utc_midnight(day) + timedelta(hours=n % 24)
+        rows.append((org, h100, east, hour, Decimal("1.0003") + Decimal(n % 7) / 1000))
+        if n % 3 == 0:
+            inside = at(2026, 4, 3) <= hour < at(2026, 4, 9)
+            rows.append((org, h100, west, hour, "0.3337", reservation if inside else None))
+        if n % 2 == 0:
+            rows.append((org, a100, east, hour, "2.0049"))
+        day += timedelta(days=1)
+        n += 1
+    ingest(rows)
+    return main
+
+
+def _daily_source(contract, now):
+    start, end = _term_window(contract, now)
+    return charge_source(organization=contract.organization, start=start, end=end)
+
+
+def test_burn_down_equals_the_day_by_day_pricing(history):
+    fast = contract_burn_down(contract=history, now=NOW)
+    by_day = contract_burn_down(contract=history, now=NOW, source=_daily_source(history, NOW))
+    assert fast == by_day
+    assert fast.consumed > 0 and fast.run_rate_per_day > 0
+
+
+@pytest.mark.parametrize(
+    "now",
+    [NOW, at(2026, 5, 20, 18), at(2026, 6, 1), at(2026, 3, 17, 1), at(2025, 11, 2, 7)],
+)
+def test_charges_of_every_month_equal_the_day_by_day_pricing(history, now):
+    fast = contract_burn_down_source(contract=history, now=now)
+    daily = _daily_source(history, now)
+    start, end = _term_window(history, now)
+    assert sorted(map(repr, charge_lines_from(fast, start=start, end=end))) == sorted(
+        map(repr, charge_lines_from(daily, start=start, end=end))
+    )
+    assert contract_burn_down(contract=history, now=now, source=fast) == contract_burn_down(
+        contract=history, now=now, source=daily
+    )
+
+
+def test_whole_months_are_read_monthly_and_split_months_daily(org, history):
+    lines = usage_cost_days_and_months(
+        organization=org,
+        start=date(2025, 10, 1),
+        end=date(2026, 7, 15),
+        daily_from=date(2026, 6, 1),
+    )
+    buckets = {line.bucket for line in lines}
+    # October to February and April are whole months of one rate: one line per key, on the 1st.
+    for month in (date(2025, 10, 1), date(2026, 1, 1), date(2026, 2, 1), date(2026, 4, 1)):
+        assert month in buckets
+        assert not any(b.replace(day=1) == month and b != month for b in buckets)
+    # March (newer contract from the 17th), May (terminated on the 20th), June on: day by day.
+    assert {date(2026, 3, 16), date(2026, 3, 17), date(2026, 5, 20), date(2026, 5, 21)} <= buckets
+    assert date(2026, 6, 30) in buckets and date(2026, 7, 14) in buckets
+    # A month line holds the month's GPU-hours at the rate the days have.
+    by_month = usage_cost_lines(
+        organization=org, start=date(2026, 1, 1), end=date(2026, 2, 1), granularity="month"
+    )
+    january = [line for line in lines if line.bucket == date(2026, 1, 1)]
+    assert sorted(map(repr, january)) == sorted(map(repr, by_month))
+
+
+def test_this_months_statement_from_the_burn_down_read_equals_its_own(org, history):
+    source = contract_burn_down_source(contract=history, now=NOW)
+    shared = statement_get(organization=org, month=date(2026, 7, 1), now=NOW, source=source)
+    own = statement_get(organization=org, month=date(2026, 7, 1), now=NOW)
+    assert shared == own
+    assert own.usage_total > 0
+    # A past month of split rates, from the same read.
+    may = statement_get(organization=org, month=date(2026, 5, 1), now=NOW, source=source)
+    assert may == statement_get(organization=org, month=date(2026, 5, 1), now=NOW)
