@@ -30,6 +30,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
     "billing.view": frozenset({Role.OWNER, Role.ADMIN, Role.BILLING}),
     "api_keys.manage": MANAGERS,
     "webhooks.manage": MANAGERS,
+    # Marking one's own notifications read: personal, nothing of the organization changes.
+    "notifications.read": ALL_ROLES,
 }
 
 # capability -> staff roles that hold it on an organization they may see
@@ -44,18 +46,22 @@ STAFF_CAPABILITIES: dict[str, frozenset[str]] = {
     "billing.view": frozenset({StaffRole.ACCOUNT_MANAGER}),
     "contracts.manage": frozenset({StaffRole.ACCOUNT_MANAGER}),  # documents, statements
     "org.policy": frozenset({StaffRole.ACCOUNT_MANAGER}),  # auto-approval policy
+    "notifications.read": frozenset({StaffRole.ACCOUNT_MANAGER, StaffRole.CAPACITY_PLANNER}),
 }
 
 SUPERUSER = "superuser"
 
-# What members of a suspended organization may still do besides reading: leave it.
-ALLOWED_WHILE_SUSPENDED = frozenset({"org.leave"})
+# What members of a suspended organization may still do besides reading: leave it, and mark
+# their own notifications read (the API's read and read-all; the notification centre's pages
+# live outside /o/<slug>/ and are not refused). Neither is a business write.
+ALLOWED_WHILE_SUSPENDED = frozenset({"org.leave", "notifications.read"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def refused_while_suspended(*, organization, is_member: bool, method: str, capability: str) -> bool:
     """A suspended organization's members read everything they could, and write nothing
-    (except leaving it). Provider staff and provider keys are not members: unaffected."""
+    (except leaving it and marking their own notifications read). Provider staff and provider
+    keys are not members: unaffected."""
     return (
         organization.is_suspended
         and is_member

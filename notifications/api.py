@@ -7,8 +7,9 @@ API), so a key sees and marks that person's notifications about the key's organi
 nobody else's. Provider keys belong to no person in an organization and get 404 on these
 routes like on every organization route.
 
-Marking read changes nothing of the organization, so it needs only ``org.view`` (every role,
-and a key's ``write`` scope since it is a POST).
+Marking read changes nothing of the organization, so it needs only ``notifications.read``
+(every role, as ``org.view``; a key's ``write`` scope since it is a POST), which a suspended
+organization's members keep.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class MarkedReadSerializer(serializers.Serializer):
 class NotificationViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationGenericViewSet
 ):
-    permission_map = {"GET": "org.view", "POST": "org.view"}
+    permission_map = {"GET": "org.view", "POST": "notifications.read"}
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
     ordering_fields = ["created_at"]

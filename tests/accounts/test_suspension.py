@@ -28,6 +28,11 @@ pytestmark = pytest.mark.django_db
 
 API_ORG_ROUTES = [(route, p) for route, p in ORG_ROUTES if route.startswith("api/")]
 SAFE = {"GET", "HEAD", "OPTIONS"}
+# Marking one's own notifications read is no business write: it stays open while suspended.
+NOTIFICATION_READ_ROUTES = {
+    "api/v1/orgs/<slug:org_slug>/^notifications/read-all/$",
+    "api/v1/orgs/<slug:org_slug>/^notifications/(?P<pk>[0-9]+)/read/$",
+}
 
 
 def _path(route: str, organization) -> str:
@@ -100,6 +105,8 @@ def test_every_api_write_is_refused_for_a_suspended_organization(
     client.force_login(owner)
     before = db_snapshot()
     for method in _writes(pattern):
+        if route in NOTIFICATION_READ_ROUTES:
+            continue  # marking one's own notifications read stays open (tested below)
         response = client.generic(method, path, "{}", content_type="application/json")
         assert response.status_code in (403, 405), f"{method} {path}: {response.status_code}"
         if response.status_code == 403:
@@ -108,6 +115,53 @@ def test_every_api_write_is_refused_for_a_suspended_organization(
             assert problem["code"] == "organization_suspended", (method, path, problem)
             assert "is suspended" in problem["detail"]
     assert db_snapshot() == before
+
+
+def _accepts(pattern, method: str) -> bool:
+    """Whether the route answers ``method`` at all (a viewset route lists its actions)."""
+    actions = getattr(pattern.callback, "actions", None)
+    return actions is None or method.lower() in actions
+
+
+def test_exactly_the_notification_read_routes_are_exempt_from_the_suspension():
+    exempt = {
+        route
+        for route, pattern in BROWSER_ORG_ROUTES + API_ORG_ROUTES
+        for method in _writes(pattern)
+        if _exempt(pattern, method)
+        and _accepts(pattern, method)
+        and _declared_methods(pattern)[method] != "org.leave"
+    }
+    assert exempt == NOTIFICATION_READ_ROUTES
+
+
+def test_a_suspended_organization_member_marks_notifications_read(client, suspended, member):
+    from notifications.models import Notification
+    from notifications.services import notification_publish
+
+    for key in ("one", "two"):
+        notification_publish(
+            event="request.approved",
+            organization=suspended,
+            recipients=[member],
+            title=key,
+            body="",
+            url="/",
+            dedupe_key=key,
+        )
+    unread = Notification.objects.filter(recipient=member, read_at=None)
+    assert unread.count() == 2
+    client.force_login(member)
+    first = unread.order_by("pk").first()
+    response = client.post(f"/api/v1/orgs/{suspended.slug}/notifications/{first.pk}/read/")
+    assert response.status_code == 200, response.content
+    response = client.post(
+        f"/api/v1/orgs/{suspended.slug}/notifications/read-all/",
+        {},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    assert not unread.exists()
 
 
 def test_an_organization_api_key_cannot_write_either(client, suspended, owner):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.apikeys import api_key_create_for_organization
-from accounts.models import Membership, Role
+from accounts.models import Membership, Organization, Role
 from notifications.models import Notification, NotificationPreference
 from notifications.services import notification_publish
 from tests.conftest import make_member
@@ -249,3 +249,24 @@ def test_an_account_manager_reads_their_own_notifications_about_a_tenant(
     client = session(account_manager)
     assert ids(client.get(BASE)) == [theirs.pk]
     assert client.post(f"{BASE}read-all/").json() == {"marked_read": 1}
+
+
+def test_members_of_a_suspended_organization_still_mark_their_notifications_read(
+    org, owner, member
+):
+    org.status = Organization.Status.SUSPENDED
+    org.save(update_fields=["status"])
+    mine = [tell(member, org, f"m{i}") for i in range(3)]
+    theirs = tell(owner, org, "theirs")
+
+    response = session(member).post(f"{BASE}{mine[0].pk}/read/")
+    assert response.status_code == 200, response.content
+    assert key_of(org, owner).post(f"{BASE}{theirs.pk}/read/").status_code == 200
+    response = session(member).post(f"{BASE}read-all/", format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {"marked_read": 2}
+    assert all(Notification.objects.get(pk=n.pk).read_at for n in mine)
+    # Marking read is all they may do here: other writes stay refused.
+    refused = session(member).post("/api/v1/orgs/acme/requests/", {}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "organization_suspended"
