@@ -25,6 +25,7 @@ SKU list prices, one for reservation rates.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, time, timedelta
 from decimal import Decimal
@@ -158,12 +159,18 @@ def _next_month(month: date) -> date:
 
 
 def usage_cost_days_and_months(
-    *, organization: Organization | int, start: date, end: date, daily_from: date
+    *,
+    organization: Organization | int,
+    start: date,
+    end: date,
+    daily_from: date,
+    daily_months: Collection[date] = (),
 ) -> list[CostLine]:
     """``usage_cost_lines(granularity="day")`` over [start, end) with fewer rows read: each
     whole UTC month that ends by ``daily_from`` and in which no contract starts or stops being
     in force (one rate per key all month) is one line per key, bucketed on the month's 1st,
-    read from the monthly rollups; every other day is its own line, from the daily rollups.
+    read from the monthly rollups; every other day is its own line, from the daily rollups,
+    as are the days of ``daily_months`` (their 1sts: months a sub-window starts or ends in).
 
     A month line holds exactly the GPU-hours of that month's day lines at the same rate, so
     anything that sums GPU-hours per month and key before rounding (the charges, the
@@ -174,7 +181,7 @@ def usage_cost_days_and_months(
 
     org_id = organization if isinstance(organization, int) else organization.pk
     in_force = _in_force(org_id, start, end)
-    boundaries = _boundary_months(in_force, start, end)
+    boundaries = _boundary_months(in_force, start, end) | set(daily_months)
     whole_months = []
     month = start if start.day == 1 else _next_month(start)
     while _next_month(month) <= min(end, daily_from):

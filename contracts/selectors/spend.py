@@ -20,7 +20,6 @@ from ..charges import (
     ChargeLine,
     ChargeSource,
     charge_lines_from,
-    charge_source,
     month_start,
     next_month,
     utc_midnight,
@@ -49,8 +48,31 @@ def contract_spend_lines(
     now = now or timezone.now()
     start, end = _term_window(contract, now)
     if source is None:
-        source = charge_source(organization=contract.organization, start=start, end=end)
+        source = _spend_source(organization=contract.organization, windows=[(start, end)])
     return charge_lines_from(source, start=start, end=end)
+
+
+def _spend_source(
+    *, organization: Organization, windows: list[tuple[datetime, datetime]]
+) -> ChargeSource:
+    """What the charges of each of ``windows`` (UTC midnight to any instant) need, read once
+    over their span: the months every window holds whole or not at all from the monthly
+    rollups, the months a window starts or ends inside of day by day. Each window is priced
+    from it exactly as from ``charge_source``."""
+    split = set()
+    for start, end in windows:
+        if start.astimezone(UTC).day != 1:
+            split.add(month_start(start.astimezone(UTC).date()))
+        # The month the window ends inside of, this month's partial days included.
+        if end.astimezone(UTC) != utc_midnight(month_start(end.astimezone(UTC).date())):
+            split.add(month_start(end.astimezone(UTC).date()))
+    return _burn_down_source(
+        organization=organization,
+        start=min(start for start, _ in windows),
+        end=max(end for _, end in windows),
+        daily_from=date.max,
+        daily_months=split,
+    )
 
 
 def contract_consumed_spend_many(
@@ -62,11 +84,8 @@ def contract_consumed_spend_many(
     contracts = [c for c in contracts if c.status != Contract.Status.DRAFT]
     consumed = {}
     if contracts:
-        windows = [_term_window(c, now) for c in contracts]
-        source = charge_source(
-            organization=organization,
-            start=min(start for start, _ in windows),
-            end=max(end for _, end in windows),
+        source = _spend_source(
+            organization=organization, windows=[_term_window(c, now) for c in contracts]
         )
         for contract in contracts:
             consumed[contract.pk] = sum(
@@ -80,7 +99,12 @@ def contract_consumed_spend_many(
 
 
 def _burn_down_source(
-    *, contract: Contract, start: datetime, end: datetime, daily_from: date
+    *,
+    organization: Organization,
+    start: datetime,
+    end: datetime,
+    daily_from: date,
+    daily_months: Iterable[date] = (),
 ) -> ChargeSource:
     """What ``charge_source`` reads for [start, end), with the usage of the whole months
     before ``daily_from`` that have one rate all month read from the monthly rollups (one
@@ -88,17 +112,18 @@ def _burn_down_source(
     day. Charges sum GPU-hours per month and key before rounding once, so every window made
     of whole months before ``daily_from`` and any days from it on is priced exactly as from
     the daily source: the burn-down prices the term and its trailing run-rate window only.
+    The months of ``daily_months`` (their 1sts) are read day by day too.
     """
     from usage.costing import usage_cost_days_and_months
 
     if end <= start:
         return ChargeSource(start=start, end=end, usage_days=[], reservations=[])
-    organization = contract.organization
     usage_days = usage_cost_days_and_months(
         organization=organization,
         start=start.astimezone(UTC).date(),
         end=day_after_last(end),
         daily_from=daily_from,
+        daily_months=set(daily_months),
     )
     reservations = list(
         Reservation.objects.for_organization(organization)
@@ -203,7 +228,7 @@ def contract_burn_down_source(*, contract: Contract, now: datetime) -> ChargeSou
     term_from, term_to = _term_window(contract, now)
     rate_start, _ = _run_rate_window(contract, now)
     return _burn_down_source(
-        contract=contract,
+        organization=contract.organization,
         start=term_from,
         end=term_to,
         daily_from=month_start(rate_start.date()),

@@ -9,10 +9,14 @@ import pytest
 
 from contracts.charges import charge_lines_from, charge_source, utc_midnight
 from contracts.models import Contract
+from contracts.selectors import contract_remaining_commitment
 from contracts.selectors.spend import (
+    _spend_source,
     _term_window,
     contract_burn_down,
     contract_burn_down_source,
+    contract_consumed_spend_many,
+    contract_spend_lines,
 )
 from contracts.selectors.statements import statement_get
 from tests.factories import ContractFactory, ContractRateFactory
@@ -127,3 +131,63 @@ def test_this_months_statement_from_the_burn_down_read_equals_its_own(org, histo
     # A past month of split rates, from the same read.
     may = statement_get(organization=org, month=date(2026, 5, 1), now=NOW, source=source)
     assert may == statement_get(organization=org, month=date(2026, 5, 1), now=NOW)
+
+
+@pytest.fixture
+def contracts(org, history, h100):
+    """Besides the history's two: one terminated on 5 May 2026 whose term runs to 20 June
+    2026, and one terminated before it ever was in force, from 10 December 2025 to
+    15 February 2026 (their windows start or end inside months the others hold whole)."""
+    june = ContractFactory(
+        organization=org,
+        status=Contract.Status.TERMINATED,
+        term_start=date(2026, 4, 1),
+        term_end=date(2026, 6, 20),
+    )
+    Contract.all_objects.filter(pk=june.pk).update(terminated_at=at(2026, 5, 5, 9))
+    ContractRateFactory(contract=june, sku=h100, price_per_gpu_hour=Decimal("1.8123"))
+    ContractFactory(
+        organization=org,
+        status=Contract.Status.TERMINATED,
+        term_start=date(2025, 12, 10),
+        term_end=date(2026, 2, 15),
+    )
+    return list(Contract.objects.for_organization(org).order_by("pk"))
+
+
+def _consumed_day_by_day(contract, now):
+    lines = contract_spend_lines(contract=contract, now=now, source=_daily_source(contract, now))
+    return sum((line.amount for line in lines), Decimal("0.00"))
+
+
+@pytest.mark.parametrize(
+    "now",
+    [NOW, at(2026, 6, 30, 23), at(2026, 6, 1), at(2026, 2, 20, 5), at(2025, 12, 31, 12)],
+)
+def test_consumed_spend_of_many_contracts_equals_the_day_by_day_pricing(
+    org, history, contracts, now
+):
+    assert len(contracts) == 4
+    consumed = contract_consumed_spend_many(organization=org, contracts=contracts, now=now)
+    assert consumed == {c.pk: _consumed_day_by_day(c, now) for c in contracts}
+    assert consumed[history.pk] > 0
+    for contract in contracts:
+        remaining = contract_remaining_commitment(contract=contract, now=now)
+        assert remaining == contract.committed_spend - consumed[contract.pk]
+
+
+def test_consumed_spend_reads_split_months_day_by_day(org, contracts):
+    """The months a window starts or ends inside of are read day by day even where no
+    contract starts or stops being in force in them."""
+    never = next(c for c in contracts if c.term_start == date(2025, 12, 10))
+    june = next(c for c in contracts if c.term_end == date(2026, 6, 20))
+    source = _spend_source(
+        organization=org,
+        windows=[_term_window(c, NOW) for c in (contracts[0], never, june)],
+    )
+    buckets = {cost.bucket for cost in source.usage_days}
+    assert {date(2025, 12, 10), date(2026, 2, 14), date(2026, 6, 19)} <= buckets
+    assert date(2026, 1, 1) in buckets and date(2026, 1, 2) not in buckets
+    # A single window: its own first and last months only.
+    alone = _spend_source(organization=org, windows=[_term_window(never, NOW)])
+    assert {cost.bucket for cost in alone.usage_days} >= {date(2025, 12, 31), date(2026, 2, 1)}
