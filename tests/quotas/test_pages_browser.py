@@ -233,3 +233,51 @@ def test_counter_offer_is_made_and_accepted(
     capacity_request.refresh_from_db()
     assert capacity_request.state == "approved"
     assert Reservation.objects.for_organization(org).get().gpu_count == 16
+
+
+def _wait_for_state(capacity_request, state: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        capacity_request.refresh_from_db()
+        if capacity_request.state == state or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert capacity_request.state == state
+
+
+def test_request_above_the_threshold_is_approved_by_the_manager_then_a_planner(
+    browser, live_server, settings, org, member, catalog, capacity_planner, request_in_state
+):
+    settings.QUOTAS_SECOND_APPROVAL_GPUS = 8
+    capacity_request = request_in_state("pending_approval", requested_by=member, gpu_count=16)
+
+    manager = Session(browser, live_server, org.account_manager, sign_in=True)
+    manager.sign_in_with_totp(live_server, org.account_manager)
+    manager.page.goto(f"{live_server.url}/staff/approvals/")
+    row = manager.page.get_by_role("row", name=re.compile(capacity_request.reference))
+    row.get_by_role("button", name="Approve").click()
+    _wait_for_state(capacity_request, "pending_second_approval")
+    assert not Reservation.objects.for_organization(org).exists()
+    manager.close()
+
+    planner = Session(browser, live_server, capacity_planner, sign_in=True)
+    planner.sign_in_with_totp(live_server, capacity_planner)
+    planner.page.goto(f"{live_server.url}/staff/approvals/second/")
+    row = planner.page.get_by_role("row", name=re.compile(capacity_request.reference))
+    assert planner.axe_serious() == []
+    planner.shot("staff-second-approvals")
+    row.get_by_role("button", name="Approve").click()
+    _wait_for_state(capacity_request, "approved")
+    planner.close()
+
+    reservation = Reservation.objects.for_organization(org).get()
+    assert reservation.gpu_count == 16
+    customer = Session(browser, live_server, member)
+    page = customer.page
+    page.goto(f"{live_server.url}/o/{org.slug}/requests/{capacity_request.pk}/")
+    page.get_by_role("heading", name=re.compile(capacity_request.reference)).wait_for()
+    timeline = page.content()
+    assert "Awaiting second approval" in timeline or "second approval" in timeline.lower()
+    assert customer.axe_serious() == []
+    customer.shot("request-two-stage-approved")
+    customer.close()
