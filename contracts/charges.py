@@ -109,7 +109,14 @@ def charge_source(*, organization: Organization, start: datetime, end: datetime)
         end=_day_after_last(end),
         granularity="day",
     )
-    reservations = list(
+    reservations = reservation_charge_rows(organization=organization, start=start, end=end)
+    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=reservations)
+
+
+def reservation_charge_rows(*, organization, start: datetime, end: datetime) -> list[dict]:
+    """The organization's held reservations overlapping [start, end), as the charge lines read
+    them (one query)."""
+    return list(
         Reservation.objects.for_organization(organization)
         .exclude(state=ReservationState.CANCELLED)
         .filter(hold__released_at__isnull=True, hold__starts_at__lt=end, hold__ends_at__gt=start)
@@ -126,7 +133,6 @@ def charge_source(*, organization: Organization, start: datetime, end: datetime)
         )
         .order_by("pk")
     )
-    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=reservations)
 
 
 def _usage_lines(source: ChargeSource, start: datetime, end: datetime) -> list[ChargeLine]:

@@ -12,9 +12,7 @@ from fractions import Fraction
 from django.utils import timezone
 
 from accounts.models import Organization
-from quotas.models import Reservation
 from quotas.pricing import round_money
-from quotas.workflow import ReservationState
 
 from ..charges import (
     ChargeLine,
@@ -22,6 +20,7 @@ from ..charges import (
     charge_lines_from,
     month_start,
     next_month,
+    reservation_charge_rows,
     utc_midnight,
 )
 from ..charges import (
@@ -125,23 +124,7 @@ def _burn_down_source(
         daily_from=daily_from,
         daily_months=set(daily_months),
     )
-    reservations = list(
-        Reservation.objects.for_organization(organization)
-        .exclude(state=ReservationState.CANCELLED)
-        .filter(hold__released_at__isnull=True, hold__starts_at__lt=end, hold__ends_at__gt=start)
-        .values(
-            "pk",
-            "gpu_count",
-            "rate_per_gpu_hour",
-            "price_source",
-            "contract_id",
-            "pool__sku_id",
-            "pool__region_id",
-            "hold__starts_at",
-            "hold__ends_at",
-        )
-        .order_by("pk")
-    )
+    reservations = reservation_charge_rows(organization=organization, start=start, end=end)
     return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=reservations)
 
 
