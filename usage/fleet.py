@@ -86,12 +86,12 @@ def _boundary_months(contracts: list[tuple[Contract, date]], start: date, end: d
     return months
 
 
-def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date) -> FleetUsage:
-    """Usage of ``organizations`` over the whole UTC months [start, end) (both on the 1st),
-    by GPU type, by region, and the organizations with the most GPU-hours."""
-    if start.day != 1 or end.day != 1 or end <= start:
-        raise ValueError("The fleet view covers whole months: start and end on the 1st.")
-
+def contracts_in_force(
+    *, organizations, start: date, end: date
+) -> dict[int, list[tuple[Contract, date]]]:
+    """Per organization, the contracts that price some day of [start, end), each with the day
+    it stops being in force, the most recently started first (as ``_contract_for_day`` reads
+    them). ``organizations``: a queryset or a list of ids. One query."""
     in_force: dict[int, list[tuple[Contract, date]]] = defaultdict(list)
     for contract in (
         Contract.objects.unscoped_for_staff()
@@ -106,6 +106,16 @@ def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date
         until = contract_in_force_until(contract)
         if until > contract.term_start:
             in_force[contract.organization_id].append((contract, until))
+    return in_force
+
+
+def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date) -> FleetUsage:
+    """Usage of ``organizations`` over the whole UTC months [start, end) (both on the 1st),
+    by GPU type, by region, and the organizations with the most GPU-hours."""
+    if start.day != 1 or end.day != 1 or end <= start:
+        raise ValueError("The fleet view covers whole months: start and end on the 1st.")
+
+    in_force = contracts_in_force(organizations=organizations, start=start, end=end)
     boundaries = {
         org_id: _boundary_months(contracts, start, end) for org_id, contracts in in_force.items()
     }

@@ -704,31 +704,13 @@ def staff_organization_usage_cost(
     once); usage inside a reservation is covered by the reservation and not counted, as in
     ``usage_cost_total``. At most six queries, whatever the organizations and records."""
     from contracts.models import ContractRate
-    from usage.costing import (
-        IN_FORCE_STATUSES,
-        LIST_CURRENCY,
-        contract_in_force_until,
-        round_money,
-    )
-    from usage.fleet import _boundary_months, _contract_for_day
+    from usage.costing import LIST_CURRENCY, round_money
+    from usage.fleet import _boundary_months, _contract_for_day, contracts_in_force
     from usage.models import UsageDaily, UsageMonthly
 
     if not organization_ids:
         return {}
-    in_force: dict[int, list] = {}
-    for contract in (
-        Contract.objects.unscoped_for_staff()
-        .filter(
-            organization_id__in=organization_ids,
-            status__in=IN_FORCE_STATUSES,
-            term_start__lt=end,
-            term_end__gt=start,
-        )
-        .order_by("-term_start", "-pk")
-    ):
-        until = contract_in_force_until(contract)
-        if until > contract.term_start:
-            in_force.setdefault(contract.organization_id, []).append((contract, until))
+    in_force = contracts_in_force(organizations=organization_ids, start=start, end=end)
     boundaries = {
         org_id: months
         for org_id, contracts in in_force.items()
