@@ -12,7 +12,7 @@ from django.utils.module_loading import import_string
 from accounts.models import Organization, User
 from contracts.models import Contract
 from contracts.selectors.spend import contract_burn_down
-from tests.quotas.test_pages_browser import Session, browser  # noqa: F401 (fixture)
+from tests.quotas.test_pages_browser import Session, browser, wait_for_chart  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -51,7 +51,7 @@ def test_burn_down_chart_shows_the_selector_figures_for_the_demo(browser, live_s
     session = Session(browser, live_server, owner)
     page = session.page
     page.goto(f"{live_server.url}/o/acme/contracts/{contract.pk}/")
-    page.wait_for_function("() => Chart.getChart(document.getElementById('burn-down-chart'))")
+    wait_for_chart(page, "burn-down-chart")
     # The forecast moves with the clock: compare with the selector at the page's instant.
     as_of = page.evaluate(
         "() => JSON.parse(document.getElementById('burn-down-data').textContent).as_of"

@@ -52,6 +52,14 @@ def browser():
         chromium.close()
 
 
+def wait_for_chart(page, canvas_id: str) -> None:
+    """Wait until Chart.js has drawn on the canvas. Safe to call while a navigation is still
+    under way: the page being left may not load Chart.js at all."""
+    page.wait_for_function(
+        "(id) => typeof Chart !== 'undefined' && Chart.getChart(id) !== undefined", arg=canvas_id
+    )
+
+
 class Session:
     """A browser context signed in as one user, recording what should never happen: console
     errors (a CSP violation is one) and requests leaving the test server."""
@@ -199,7 +207,7 @@ def test_capacity_planner_sees_the_capacity_map_and_a_pool_chart(
     planner.shot("staff-capacity")
     page.get_by_role("link", name="64 / 64 free").click()
     page.get_by_role("heading", name=str(east_pool)).wait_for()
-    page.wait_for_function("() => Chart.getChart('pool-chart') !== undefined")
+    wait_for_chart(page, "pool-chart")
     assert planner.axe_serious() == []
     planner.shot("staff-pool")
     planner.close()

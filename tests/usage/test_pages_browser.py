@@ -14,7 +14,7 @@ from django.utils.module_loading import import_string
 from accounts.models import Organization, User
 from accounts.selectors import organization_list_for_staff
 from quotas.models import GpuSku, Region
-from tests.quotas.test_pages_browser import Session, browser  # noqa: F401 (fixture)
+from tests.quotas.test_pages_browser import Session, browser, wait_for_chart  # noqa: F401 (fixture)
 from usage.costing import usage_cost_lines
 from usage.fleet import next_month, usage_fleet
 from usage.selectors import usage_quota_utilization, usage_series
@@ -115,7 +115,7 @@ def shown_window(page) -> tuple[date, date]:
 
 
 def check_page_matches_selectors(page, organization, *, granularity, group_by):
-    page.wait_for_function("() => Chart.getChart(document.getElementById('usage-chart'))")
+    wait_for_chart(page, "usage-chart")
     assert page.locator("#id_granularity").input_value() == granularity
     assert page.locator("#id_group_by").input_value() == group_by
     start, end = shown_window(page)
@@ -222,7 +222,8 @@ def test_fleet_usage_chart_shows_the_selector_figures_for_the_demo(browser, live
     page = session.page
     page.goto(f"{live_server.url}/staff/")
     page.get_by_role("link", name="Fleet usage").click()
-    page.wait_for_function("() => Chart.getChart(document.getElementById('fleet-chart'))")
+    page.wait_for_url("**/staff/usage/**")
+    wait_for_chart(page, "fleet-chart")
     start = date.fromisoformat(page.locator("#id_start").input_value() + "-01")
     last = date.fromisoformat(page.locator("#id_end").input_value() + "-01")
     fleet = usage_fleet(
