@@ -24,6 +24,12 @@ def filesystem_broker_folders_ensure() -> None:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
 
 
+def queue_names() -> list[str]:
+    """Every queue a task can be routed to (CELERY_TASK_QUEUES), the default one included: what a
+    worker that must run everything consumes (`-Q` of them all, joined by commas)."""
+    return [queue.name for queue in app.conf.task_queues]
+
+
 @app.on_after_configure.connect
 def _on_after_configure(sender: Celery, **kwargs: object) -> None:
     filesystem_broker_folders_ensure()

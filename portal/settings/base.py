@@ -7,6 +7,7 @@ PostgreSQL and leaves CELERY_BROKER_URL empty, which selects the filesystem brok
 from pathlib import Path
 
 import dj_database_url
+from kombu import Exchange, Queue
 
 from .env import env_bool, env_int, env_list, env_str
 
@@ -231,6 +232,52 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
+
+# Queues (docs/deploy.md, "Celery queues"): bulk work never delays the request lifecycle. After a
+# large usage ingest the alert evaluations number in the hundreds, and a slow customer endpoint
+# holds a webhook delivery for seconds; on one queue either would keep a tenant's checks waiting.
+# `celery`, Celery's own default name, takes housekeeping and anything left unrouted; keeping that
+# name means messages queued by a release before the split are still consumed.
+# tests/portal/test_celery_routing.py pins every task's queue.
+_tasks_by_queue = {
+    "workflow": [
+        "quotas.run_checks_task",
+        "quotas.waitlist_offer_task",
+        "quotas.reservations_due_task",
+        "quotas.requests_expiry_task",
+        "quotas.requests_due_task",
+        "quotas.waitlist_scan_task",
+        "quotas.requests_sweep_task",
+        "portal.ping_task",
+    ],
+    "alerts": [
+        "contracts.contract_spend_alerts_task",
+        "contracts.spend_alerts_scan_task",
+        "contracts.quota_alerts_task",
+        "contracts.quota_alerts_scan_task",
+        "contracts.statement_issue_task",
+        "contracts.statements_close_task",
+    ],
+    "delivery": [
+        "notifications.send_email_task",
+        "notifications.email_sweep_task",
+        "notifications.send_digest_task",
+        "notifications.daily_digest_task",
+        "webhooks.deliver_task",
+        "webhooks.deliveries_due_scan_task",
+    ],
+    "celery": ["accounts.idempotency_records_purge_task"],
+}
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Declared with an exchange and routing key of their own name: a kombu Queue without them would
+# be bound with the default routing key, and every queue would receive every default-routed task.
+# A worker started without -Q consumes all of them.
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in _tasks_by_queue
+)
+CELERY_TASK_ROUTES = {
+    task: {"queue": queue} for queue, tasks in _tasks_by_queue.items() for task in tasks
+}
 
 # --- REST API --------------------------------------------------------------------------------
 # API keys first: an unauthenticated call gets 401 with a Bearer challenge, not 403.
