@@ -24,6 +24,8 @@ from typing import Any
 import requests
 from celery import Celery
 
+from portal.celery import app, queue_names
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 FULL = os.environ.get("FAULTS_FULL", "") not in ("", "0")
 # Loaded machines are slow to start processes; every wait is on a condition, bounded by this.
@@ -232,9 +234,12 @@ class Stack:
 
         client = redis.Redis(host="127.0.0.1", port=self.redis_port, db=1)
         try:
+            # Each queue is a Redis list named after it (CELERY_TASK_QUEUES).
+            queues = {name: client.llen(name) for name in queue_names()}
             return {
                 "keys": sorted(k.decode() for k in client.keys("*")),
-                "queued": client.llen("celery"),
+                "queues": queues,
+                "queued": sum(queues.values()),
                 "unacked": client.hlen("unacked"),
             }
         finally:
@@ -245,12 +250,20 @@ class Stack:
         state = self.broker_state()
         return state["queued"] == 0 and state["unacked"] == 0
 
-    def task_send(self, name: str, *args: Any) -> None:
-        """Publish a task by name, as beat or a web process would."""
+    def task_send(self, name: str, *args: Any, times: int = 1) -> None:
+        """Publish a task by name, ``times`` times, as beat or a web process would: to the
+        queue the portal's routes choose for it."""
         # Not the current app: the test process's own tasks must keep their own broker.
         client = Celery("faults", broker=self.broker_url, set_as_current=False)
+        client.conf.update(
+            task_queues=app.conf.task_queues,
+            task_default_queue=app.conf.task_default_queue,
+            task_routes=app.conf.task_routes,
+        )
         try:
-            client.send_task(name, args=list(args))
+            with client.producer_or_acquire() as producer:
+                for _ in range(times):
+                    client.send_task(name, args=list(args), producer=producer)
         finally:
             client.close()
 
@@ -287,7 +300,7 @@ class Stack:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.web_port}{path}"
 
-    def _worker_spawn(self, name: str, concurrency: int) -> Process:
+    def _worker_spawn(self, name: str, concurrency: int, queues: list[str] | None) -> Process:
         return self._start(
             name,
             [
@@ -297,6 +310,8 @@ class Stack:
                 "-A",
                 "portal",
                 "worker",
+                "-Q",
+                ",".join(queues or queue_names()),
                 "--loglevel",
                 "INFO",
                 "--concurrency",
@@ -309,8 +324,11 @@ class Stack:
             ],
         )
 
-    def worker_start(self, name: str = "worker", *, concurrency: int = 1) -> Process:
-        process = self._worker_spawn(name, concurrency)
+    def worker_start(
+        self, name: str = "worker", *, concurrency: int = 1, queues: list[str] | None = None
+    ) -> Process:
+        """A worker consuming ``queues`` (default: every queue, as the Procfile's worker)."""
+        process = self._worker_spawn(name, concurrency, queues)
         wait_for(
             lambda: " ready." in process.log_text() or not process.alive(),
             timeout=60,
@@ -320,16 +338,20 @@ class Stack:
         assert process.alive(), process.log_text()[-3000:]
         return process
 
-    def worker_supervise(self, name: str = "worker", *, concurrency: int = 1) -> Process:
+    def worker_supervise(
+        self, name: str = "worker", *, concurrency: int = 1, queues: list[str] | None = None
+    ) -> Process:
         """A worker restarted whenever it exits, as systemd (Restart=always) or Kubernetes
         would; each restart is recorded in ``restarts``."""
-        process = self.worker_start(name, concurrency=concurrency)
+        process = self.worker_start(name, concurrency=concurrency, queues=queues)
 
         def watch(current: Process) -> None:
             while not self.stopping.wait(0.2):
                 if not current.alive():
                     self.restarts.append(f"{current.name} exited {current.popen.returncode}")
-                    current = self._worker_spawn(f"{name}-{len(self.restarts) + 1}", concurrency)
+                    current = self._worker_spawn(
+                        f"{name}-{len(self.restarts) + 1}", concurrency, queues
+                    )
 
         thread = threading.Thread(target=watch, args=(process,), daemon=True)
         thread.start()
