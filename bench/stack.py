@@ -1,5 +1,6 @@
 """The production stack on loopback for the benchmark: gunicorn (production settings plus the
-reference view) and a Celery worker on Redis. Each process runs in a session of its own and is
+reference view) and Celery workers on Redis, one group for the workflow queue and one for the
+bulk queues, as docs/deploy.md runs them. Each process runs in a session of its own and is
 stopped by its process group id."""
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import redis
+from kombu.utils.json import loads
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN = BASE_DIR / ".venv" / "bin"
@@ -26,6 +29,47 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# (name, queues, concurrency) of each Celery worker. Two cores: the workflow gets two processes
+# of its own, so the checks never wait behind the alert evaluations an ingest enqueues; the bulk
+# queues (alerts, delivery, and the default queue) share one.
+WORKER_GROUPS = (
+    ("workflow", ("workflow",), 2),
+    ("bulk", ("alerts", "delivery", "celery"), 1),
+)
+
+
+@dataclass
+class Idle:
+    """The outcome of waiting for the broker to be idle: how long it took, and what was still
+    queued or running (by queue) if the wait gave up."""
+
+    seconds: float
+    left: dict[str, dict[str, int]]
+
+    @property
+    def note(self) -> str:
+        if not self.left:
+            return f"queues idle after {self.seconds:.0f} s"
+        busy = ", ".join(
+            f"{name} {counts['queued']} queued / {counts['running']} running"
+            for name, counts in self.left.items()
+        )
+        return f"after {self.seconds:.0f} s still {busy}"
+
+
+def broker_state(client: redis.Redis, queues: list[str]) -> dict[str, dict[str, int]]:
+    """Per queue: messages waiting (the Redis list named after the queue) and messages delivered
+    to a worker but not yet acknowledged (running or reserved: tasks acknowledge late), which
+    kombu keeps in the ``unacked`` hash as [message, exchange, routing key]."""
+    state = {name: {"queued": client.llen(name), "running": 0} for name in queues}
+    for raw in client.hvals("unacked"):
+        _, exchange, routing_key = loads(raw)
+        name = routing_key or exchange
+        if name in state:
+            state[name]["running"] += 1
+    return state
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -34,7 +78,7 @@ class Stack:
     # its core busy with another request while one waits on PostgreSQL or Redis.
     web_workers: int = 2
     web_threads: int = 4
-    celery_concurrency: int = 2
+    worker_groups: tuple = WORKER_GROUPS
     port: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -78,23 +122,50 @@ class Stack:
                 str(self.log_dir / "gunicorn.ctl"),
             ],
         )
-        self._spawn(
-            "worker",
-            [
+        for name, command in self.worker_commands().items():
+            self._spawn(name, command)
+        self._wait_ready()
+
+    def worker_commands(self) -> dict[str, list[str]]:
+        return {
+            f"worker-{name}": [
                 str(BIN / "celery"),
                 "-A",
                 "portal",
                 "worker",
+                "-Q",
+                ",".join(queues),
+                "--hostname",
+                f"{name}@bench-{os.getpid()}",
                 "--loglevel",
                 "WARNING",
                 "--concurrency",
-                str(self.celery_concurrency),
+                str(concurrency),
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
-            ],
-        )
-        self._wait_ready()
+            ]
+            for name, queues, concurrency in self.worker_groups
+        }
+
+    def queues(self) -> list[str]:
+        return [queue for _, queues, _ in self.worker_groups for queue in queues]
+
+    def broker_wait_idle(self, *, timeout: float, interval: float = 0.5) -> Idle:
+        """Wait until no queue holds a message and no task is running or reserved, for at most
+        ``timeout`` seconds, so that a figure does not measure the previous one's leftovers."""
+        client = redis.Redis.from_url(self.env["CELERY_BROKER_URL"])
+        started = time.monotonic()
+        try:
+            while True:
+                state = broker_state(client, self.queues())
+                busy = {name: c for name, c in state.items() if c["queued"] or c["running"]}
+                waited = time.monotonic() - started
+                if not busy or waited >= timeout:
+                    return Idle(seconds=waited, left=busy)
+                time.sleep(interval)
+        finally:
+            client.close()
 
     def _wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

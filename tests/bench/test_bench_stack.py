@@ -1,0 +1,122 @@
+"""The benchmark's Celery workers, its wait for an idle broker, and its R2 reference."""
+
+import shutil
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+import redis
+from celery import Celery
+from django.db import connection
+
+from bench.run import R2_BATCH_ROWS, Bench, arguments
+from bench.stack import Stack
+from portal.celery import app, queue_names
+from tests.factories import GpuSkuFactory, OrganizationFactory, RegionFactory
+from usage.models import UsageRecord
+
+
+def queues_of(command: list[str]) -> list[str]:
+    return command[command.index("-Q") + 1].split(",")
+
+
+def test_bench_workers_consume_every_queue_and_the_workflow_has_its_own(tmp_path):
+    commands = Stack(env={}, log_dir=tmp_path).worker_commands()
+    consumed = [queue for command in commands.values() for queue in queues_of(command)]
+    assert sorted(consumed) == sorted(queue_names())
+    (workflow,) = [c for c in commands.values() if "workflow" in queues_of(c)]
+    assert queues_of(workflow) == ["workflow"]
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis of the test's own on a free loopback port, with no persistence."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/1"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+    yield url
+    client.close()
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_waiting_for_the_broker_sees_queued_and_running_tasks_per_queue(private_redis, tmp_path):
+    publisher = Celery("bench-test", broker=private_redis, set_as_current=False)
+    publisher.conf.update(
+        task_queues=app.conf.task_queues,
+        task_default_queue=app.conf.task_default_queue,
+        task_routes=app.conf.task_routes,
+    )
+    for _ in range(2):
+        publisher.send_task("portal.ping_task")
+    for organization_id in (1, 2, 3):
+        publisher.send_task("contracts.quota_alerts_task", args=[organization_id])
+    stack = Stack(env={"CELERY_BROKER_URL": private_redis}, log_dir=tmp_path)
+
+    with publisher.connection_for_read() as conn:
+        # As a worker takes a task: delivered, not acknowledged until it is done (acks_late).
+        running = conn.default_channel.basic_get("workflow", no_ack=False)
+        assert running is not None
+        busy = stack.broker_wait_idle(timeout=0.3, interval=0.1)
+        assert busy.left == {
+            "workflow": {"queued": 1, "running": 1},
+            "alerts": {"queued": 3, "running": 0},
+        }
+        assert busy.seconds >= 0.3
+        assert "workflow 1 queued / 1 running" in busy.note
+
+        running.ack()
+        for queue in ("workflow", "alerts"):
+            while conn.default_channel.basic_get(queue, no_ack=True) is not None:
+                pass
+    idle = stack.broker_wait_idle(timeout=5, interval=0.1)
+    assert idle.left == {}
+    assert idle.seconds < 5
+    assert idle.note.startswith("queues idle after")
+    publisher.close()
+
+
+def test_r2_commits_each_batch_of_a_thousand_then_deletes_its_rows(transactional_db, tmp_path):
+    OrganizationFactory(slug="org-00001")
+    GpuSkuFactory(code="h100-sxm")
+    RegionFactory(code="dc-01")
+    rows = 2 * R2_BATCH_ROWS + 500
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    batch = tmp_path / "batch.csv"
+    batch.write_text(
+        "organization,sku,region,hour,gpu_hours,mean_utilization\n"
+        + "".join(
+            f"org-00001,h100-sxm,dc-01,{start + timedelta(hours=i):%Y-%m-%dT%H:00:00Z},8.0000,"
+            "0.5000\n"
+            for i in range(rows)
+        )
+    )
+    bench = Bench(arguments(["--quick"]), env={}, run_dir=tmp_path)
+
+    with mock.patch.object(connection, "commit", wraps=connection.commit) as commit:
+        rate = bench._bulk_create_reference(batch)
+
+    assert rate > 0
+    assert commit.call_count == 3, "one commit per 1,000-row bulk_create"
+    assert not UsageRecord.all_objects.exists()
