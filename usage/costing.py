@@ -25,7 +25,7 @@ SKU list prices, one for reservation rates.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, time, timedelta
 from decimal import Decimal
@@ -108,6 +108,54 @@ def _in_force(org_id: int, start: date, end: date) -> list[tuple[Contract, date]
     ]
 
 
+def contract_for_day(contracts: list[tuple[Contract, date]], day: date) -> int | None:
+    """The contract in force on ``day`` among ``contracts`` (each with the day it stops being
+    in force, the most recently started first, as ``_in_force`` returns them): the first that
+    covers the day."""
+    for contract, until in contracts:
+        if contract.term_start <= day < until:
+            return contract.pk
+    return None
+
+
+def boundary_months(contracts: list[tuple[Contract, date]], start: date, end: date) -> set[date]:
+    """The months (their 1sts) of [start, end) in which one of ``contracts`` starts or stops
+    being in force on a day other than the 1st: the only months in which the rate of a key
+    changes inside the month, so the only ones a monthly rollup cannot price."""
+    months = set()
+    for contract, until in contracts:
+        for day in (contract.term_start, until):
+            if start <= day < end and day.day != 1:
+                months.add(day.replace(day=1))
+    return months
+
+
+def usage_rate(
+    *,
+    sku_id: int,
+    region_id: int,
+    reservation_id: int | None,
+    contract_id: int | None,
+    reservation_rates: Mapping[int, tuple[str, Decimal]],
+    contract_rates: Mapping[tuple[int, int, int | None], Decimal],
+    contract_currencies: Mapping[int, str],
+    list_prices: Mapping[int, Decimal],
+) -> tuple[str, int | None, str, Decimal]:
+    """``(source, contract_id, currency, rate)`` of usage of one key, by the rules above:
+    the reservation's rate, else the contract's rate for the SKU in the region, then in any
+    region, else list price (``contract_id`` then None)."""
+    if reservation_id is not None:
+        currency, rate = reservation_rates[reservation_id]
+        return SOURCE_RESERVATION, contract_id, currency, rate
+    if contract_id is not None:
+        rate = contract_rates.get((contract_id, sku_id, region_id))
+        if rate is None:
+            rate = contract_rates.get((contract_id, sku_id, None))
+        if rate is not None:
+            return SOURCE_CONTRACT, contract_id, contract_currencies[contract_id], rate
+    return SOURCE_LIST, None, LIST_CURRENCY, list_prices[sku_id]
+
+
 def _contract_case(in_force: list[tuple[Contract, date]], *, field: str = "day") -> Case:
     """The contract in force on the row's ``field`` (a day), for usage outside reservations."""
     return Case(
@@ -177,11 +225,9 @@ def usage_cost_days_and_months(
     burn-down) gets the same figures. Only sub-windows that contain each month line's month
     whole, or none of it, may be priced from the result. Four to five queries.
     """
-    from .fleet import _boundary_months
-
     org_id = organization if isinstance(organization, int) else organization.pk
     in_force = _in_force(org_id, start, end)
-    boundaries = _boundary_months(in_force, start, end) | set(daily_months)
+    boundaries = boundary_months(in_force, start, end) | set(daily_months)
     whole_months = []
     month = start if start.day == 1 else _next_month(start)
     while _next_month(month) <= min(end, daily_from):
@@ -256,21 +302,17 @@ def _price(org_id: int, rows: list[dict], contracts: list[Contract]) -> list[Cos
     lines = []
     for row in rows:
         sku_id, region_id = row["sku_id"], row["region_id"]
-        reservation_id, contract_id = row["reservation_id"], row["contract_id"]
-        if reservation_id is not None:
-            currency, rate = reservation_rate[reservation_id]
-            source = SOURCE_RESERVATION
-        else:
-            rate = None
-            if contract_id is not None:
-                rate = rates.get((contract_id, sku_id, region_id))
-                if rate is None:
-                    rate = rates.get((contract_id, sku_id, None))
-            if rate is not None:
-                currency, source = currency_of[contract_id], SOURCE_CONTRACT
-            else:
-                contract_id = None
-                currency, rate, source = LIST_CURRENCY, list_price[sku_id], SOURCE_LIST
+        reservation_id = row["reservation_id"]
+        source, contract_id, currency, rate = usage_rate(
+            sku_id=sku_id,
+            region_id=region_id,
+            reservation_id=reservation_id,
+            contract_id=row["contract_id"],
+            reservation_rates=reservation_rate,
+            contract_rates=rates,
+            contract_currencies=currency_of,
+            list_prices=list_price,
+        )
         gpu_hours = row["total"]
         lines.append(
             CostLine(
@@ -332,4 +374,12 @@ def usage_cost_total(lines: list[CostLine], *, billable_only: bool = True) -> di
     return dict(totals)
 
 
-__all__ = ["CostLine", "usage_cost_days_and_months", "usage_cost_lines", "usage_cost_total"]
+__all__ = [
+    "CostLine",
+    "boundary_months",
+    "contract_for_day",
+    "usage_cost_days_and_months",
+    "usage_cost_lines",
+    "usage_cost_total",
+    "usage_rate",
+]

@@ -1,27 +1,32 @@
-"""Staff: usage across the organizations a staff member looks after (an account manager their
-own, a capacity planner or superuser all), over whole UTC months: GPU-hours and cost per GPU
-type, per region and per organization.
+"""Usage cost of many organizations at once, and the staff fleet view built on it.
 
-Read from the rollups, never the hourly records: the monthly rollups, plus the daily rollups
-of the (organization, month) pairs in which a contract starts or stops being in force (only
-there does the rate change inside a month). Every organization's usage is priced as its own
-history and statements price it (``usage.costing``): per (organization, SKU, region,
-reservation, contract) over the window, each line rounded once to the cent, so the cost of an
-organization here equals ``usage_cost_total(usage_cost_lines(...))`` for the same months.
+``usage_cost_by_organization`` prices the usage of several organizations in a constant number
+of queries, exactly as ``usage.costing`` prices each one's history and statements: per
+(organization, SKU, region, reservation, contract), over the window or per month of it, each
+line rounded once. It reads the rollups, never the hourly records: the monthly rollups, plus
+the daily rollups of the (organization, month) pairs in which a contract starts or stops being
+in force, or the organization's window starts or ends, inside the month (only there can a
+monthly rollup not be priced whole). The staff fleet usage page (``usage_fleet``) and the staff
+organizations page (``quotas.selectors.pages``: this month's cost, contracts consumed) all
+price through it.
 
-Queries are constant in number (at most eight), whatever the records and organizations.
+``usage_fleet``: usage across the organizations a staff member looks after (an account manager
+their own, a capacity planner or superuser all), over whole UTC months: GPU-hours and cost per
+GPU type, per region and per organization; the cost of an organization equals
+``usage_cost_total(usage_cost_lines(...), billable_only=False)`` for the same months. At most
+eight queries, whatever the records and organizations.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
-from django.db.models import QuerySet
-from django.db.models.functions import TruncMonth
+from django.db.models import Q, QuerySet
 
 from accounts.models import Organization
 from contracts.models import Contract, ContractRate
@@ -29,9 +34,12 @@ from quotas.models import GpuSku, Region, Reservation
 
 from .costing import (
     IN_FORCE_STATUSES,
-    LIST_CURRENCY,
+    CostLine,
+    boundary_months,
+    contract_for_day,
     contract_in_force_until,
     round_money,
+    usage_rate,
 )
 from .models import UsageDaily, UsageMonthly
 
@@ -66,32 +74,12 @@ class FleetUsage:
     total_cost: dict[str, Decimal]
 
 
-def _contract_for_day(contracts: list[tuple[Contract, date]], day: date) -> int | None:
-    """The contract in force on ``day``: the most recently started one (``contracts`` is
-    sorted so), as ``usage_cost_lines`` decides."""
-    for contract, until in contracts:
-        if contract.term_start <= day < until:
-            return contract.pk
-    return None
-
-
-def _boundary_months(contracts: list[tuple[Contract, date]], start: date, end: date) -> set[date]:
-    """Months of [start, end) in which one of the contracts starts or stops being in force on
-    a day other than the 1st."""
-    months = set()
-    for contract, until in contracts:
-        for day in (contract.term_start, until):
-            if start <= day < end and day.day != 1:
-                months.add(day.replace(day=1))
-    return months
-
-
 def contracts_in_force(
-    *, organizations, start: date, end: date
+    *, organizations: QuerySet[Organization] | Collection[int], start: date, end: date
 ) -> dict[int, list[tuple[Contract, date]]]:
     """Per organization, the contracts that price some day of [start, end), each with the day
-    it stops being in force, the most recently started first (as ``_contract_for_day`` reads
-    them). ``organizations``: a queryset or a list of ids. One query."""
+    it stops being in force, the most recently started first (as ``contract_for_day`` reads
+    them). ``organizations``: a queryset or ids. One query."""
     in_force: dict[int, list[tuple[Contract, date]]] = defaultdict(list)
     for contract in (
         Contract.objects.unscoped_for_staff()
@@ -109,50 +97,123 @@ def contracts_in_force(
     return in_force
 
 
-def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date) -> FleetUsage:
-    """Usage of ``organizations`` over the whole UTC months [start, end) (both on the 1st),
-    by GPU type, by region, and the organizations with the most GPU-hours."""
-    if start.day != 1 or end.day != 1 or end <= start:
-        raise ValueError("The fleet view covers whole months: start and end on the 1st.")
+@dataclass(frozen=True)
+class OrganizationCostLine(CostLine):
+    """A ``CostLine`` of one of several organizations (``bucket``: the month's 1st, or None
+    for the whole window)."""
 
+    organization_id: int
+
+
+@dataclass(frozen=True)
+class OrganizationsCost:
+    lines: list[OrganizationCostLine]
+    skus: dict[int, GpuSku]  # the GPU types of the lines (read for their list prices)
+
+
+_LINE_KEY = (
+    "organization_id",
+    "bucket",
+    "sku_id",
+    "region_id",
+    "reservation_id",
+    "contract_id",
+    "source",
+    "currency",
+    "rate_per_gpu_hour",
+)
+
+
+def _cut_months(start: date, end: date) -> set[date]:
+    """The months (their 1sts) that [start, end) starts or ends inside of."""
+    return {day.replace(day=1) for day in (start, end) if day.day != 1}
+
+
+def usage_cost_by_organization(
+    *,
+    organizations: QuerySet[Organization] | Collection[int],
+    start: date,
+    end: date,
+    windows: Mapping[int, tuple[date, date]] | None = None,
+    by_month: bool = False,
+    reservations: bool = True,
+) -> OrganizationsCost:
+    """Priced usage of ``organizations`` (a queryset or ids) over the UTC days [start, end),
+    or over each organization's own days [from, to) of ``windows`` (inside [start, end);
+    organizations missing from it count nothing): one line per (organization, SKU, region,
+    reservation, contract and rate) over the window, or per month of it with ``by_month``,
+    each rounded once, as ``usage_cost_lines`` prices each organization (its lines summed per
+    window or month). Without ``reservations``, usage inside a reservation (covered by the
+    reservation's own charge) is not read. At most six queries: contracts in force, monthly
+    rollups, daily rollups (only where a month must be split), contract rates, GPU types,
+    reservation rates; whatever the records and organizations.
+    """
+    if end <= start:
+        return OrganizationsCost(lines=[], skus={})
     in_force = contracts_in_force(organizations=organizations, start=start, end=end)
-    boundaries = {
-        org_id: _boundary_months(contracts, start, end) for org_id, contracts in in_force.items()
-    }
-    boundaries = {org_id: months for org_id, months in boundaries.items() if months}
+    no_contracts: list[tuple[Contract, date]] = []
 
-    # (organization, sku, region, reservation, contract) -> GPU-hours over the window
+    def window(org_id: int) -> tuple[date, date] | None:
+        return (start, end) if windows is None else windows.get(org_id)
+
+    # The months read day by day, per organization; ``everyone``: for every organization.
+    everyone = _cut_months(start, end) if windows is None else set()
+    split: dict[int, set[date]] = {}
+    for org_id in in_force if windows is None else windows:
+        low, high = window(org_id)
+        months = boundary_months(in_force.get(org_id, no_contracts), low, high)
+        if windows is not None:
+            months |= _cut_months(low, high)
+        if months:
+            split[org_id] = months
+
+    # (organization, bucket, sku, region, reservation, contract) -> GPU-hours
     hours: dict[tuple, Decimal] = defaultdict(lambda: ZERO)
-    keys = ("organization_id", "sku_id", "region_id", "reservation_id")
-    monthly = (
-        UsageMonthly.objects.unscoped_for_staff()
-        .filter(organization__in=organizations, month__gte=start, month__lt=end)
-        .values_list("month", *keys, "gpu_hours")
-    )
-    no_contracts: list = []
-    for month, org_id, sku_id, region_id, reservation_id, gpu_hours in monthly:
-        if org_id in boundaries and month in boundaries[org_id]:
-            continue  # priced day by day below
+
+    def add(
+        org_id: int,
+        day: date,
+        sku_id: int,
+        region_id: int,
+        reservation_id: int | None,
+        gpu_hours: Decimal,
+    ) -> None:
         contract_id = None
         if reservation_id is None:
-            contract_id = _contract_for_day(in_force.get(org_id, no_contracts), month)
-        hours[(org_id, sku_id, region_id, reservation_id, contract_id)] += gpu_hours
-    if boundaries:
-        boundary_months = set().union(*boundaries.values())
-        daily = (
-            UsageDaily.objects.unscoped_for_staff()
-            .filter(organization_id__in=list(boundaries), day__gte=start, day__lt=end)
-            .annotate(month=TruncMonth("day"))
-            .filter(month__in=sorted(boundary_months))
-            .values_list("day", *keys, "gpu_hours")
-        )
-        for day, org_id, sku_id, region_id, reservation_id, gpu_hours in daily:
-            if day.replace(day=1) not in boundaries[org_id]:
-                continue
-            contract_id = None
-            if reservation_id is None:
-                contract_id = _contract_for_day(in_force[org_id], day)
-            hours[(org_id, sku_id, region_id, reservation_id, contract_id)] += gpu_hours
+            contract_id = contract_for_day(in_force.get(org_id, no_contracts), day)
+        bucket = day.replace(day=1) if by_month else None
+        hours[(org_id, bucket, sku_id, region_id, reservation_id, contract_id)] += gpu_hours
+
+    columns = ("organization_id", "sku_id", "region_id", "reservation_id", "gpu_hours")
+    only_usage = Q() if reservations else Q(reservation__isnull=True)
+    for month, org_id, *key in (
+        UsageMonthly.objects.unscoped_for_staff()
+        .filter(only_usage, organization__in=organizations, month__gte=start, month__lt=end)
+        .values_list("month", *columns)
+    ):
+        bounds = window(org_id)
+        if (
+            bounds is not None
+            and bounds[0] <= month < bounds[1]
+            and month not in everyone
+            and month not in split.get(org_id, ())
+        ):
+            add(org_id, month, *key)
+    months = everyone.union(*split.values())
+    if months:
+        days = Q(pk__in=[])
+        for month in sorted(months):
+            days |= Q(day__gte=max(month, start), day__lt=min(next_month(month), end))
+        daily = UsageDaily.objects.unscoped_for_staff().filter(only_usage, days)
+        if everyone:
+            daily = daily.filter(organization__in=organizations)
+        else:
+            daily = daily.filter(organization_id__in=list(split))
+        for day, org_id, *key in daily.values_list("day", *columns):
+            low, high = window(org_id)
+            month = day.replace(day=1)
+            if low <= day < high and (month in everyone or month in split.get(org_id, ())):
+                add(org_id, day, *key)
 
     contracts = {c.pk: c for per_org in in_force.values() for c, _ in per_org}
     rates = {
@@ -161,42 +222,71 @@ def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date
             contract__in=list(contracts)
         ).values_list("contract_id", "sku_id", "region_id", "price_per_gpu_hour")
     }
-    sku_ids = {key[1] for key in hours}
-    region_ids = {key[2] for key in hours}
-    skus = GpuSku.objects.in_bulk(sku_ids)
-    regions = Region.objects.in_bulk(region_ids)
-    reservation_rate = {
+    skus = GpuSku.objects.in_bulk({key[2] for key in hours})
+    reservation_rates = {
         r["pk"]: (r["currency"], r["rate_per_gpu_hour"])
         for r in Reservation.objects.unscoped_for_staff()
-        .filter(pk__in={key[3] for key in hours if key[3]})
+        .filter(pk__in={key[4] for key in hours if key[4]})
         .values("pk", "currency", "rate_per_gpu_hour")
     }
+    currencies = {pk: contract.currency for pk, contract in contracts.items()}
+    list_prices = {pk: sku.list_price_per_gpu_hour for pk, sku in skus.items()}
 
-    # Price each key as usage_cost_lines does; a contract without a rate for the SKU falls
-    # back to list price and merges with the list-price hours of the same key.
-    priced: dict[tuple, Decimal] = defaultdict(lambda: ZERO)  # (..., currency, rate) -> hours
-    for (org_id, sku_id, region_id, reservation_id, contract_id), gpu_hours in hours.items():
-        if reservation_id is not None:
-            currency, rate = reservation_rate[reservation_id]
-        else:
-            rate = None
-            if contract_id is not None:
-                rate = rates.get((contract_id, sku_id, region_id))
-                if rate is None:
-                    rate = rates.get((contract_id, sku_id, None))
-            if rate is not None:
-                currency = contracts[contract_id].currency
-            else:
-                contract_id = None
-                currency, rate = LIST_CURRENCY, skus[sku_id].list_price_per_gpu_hour
-        key = (org_id, sku_id, region_id, reservation_id, contract_id, currency, rate)
-        priced[key] += gpu_hours
+    # A contract without a rate for the SKU falls back to list price: those hours merge with
+    # the list-price hours of the same key before rounding, as usage_cost_lines does.
+    priced: dict[tuple, Decimal] = defaultdict(lambda: ZERO)  # _LINE_KEY -> GPU-hours
+    for key, gpu_hours in hours.items():
+        org_id, bucket, sku_id, region_id, reservation_id, contract_id = key
+        source, contract_id, currency, rate = usage_rate(
+            sku_id=sku_id,
+            region_id=region_id,
+            reservation_id=reservation_id,
+            contract_id=contract_id,
+            reservation_rates=reservation_rates,
+            contract_rates=rates,
+            contract_currencies=currencies,
+            list_prices=list_prices,
+        )
+        line_key = (org_id, bucket, sku_id, region_id, reservation_id, contract_id, source)
+        priced[(*line_key, currency, rate)] += gpu_hours
+    lines = []
+    for key, gpu_hours in priced.items():
+        line = dict(zip(_LINE_KEY, key, strict=True))
+        amount = round_money(Fraction(gpu_hours) * Fraction(line["rate_per_gpu_hour"]))
+        billable = line["reservation_id"] is None
+        lines.append(
+            OrganizationCostLine(**line, gpu_hours=gpu_hours, amount=amount, billable=billable)
+        )
+    lines.sort(
+        key=lambda line: (
+            line.organization_id,
+            line.bucket or start,
+            line.sku_id,
+            line.region_id,
+            line.reservation_id or 0,
+            line.contract_id or 0,
+        )
+    )
+    return OrganizationsCost(lines=lines, skus=skus)
 
+
+def usage_fleet(*, organizations: QuerySet[Organization], start: date, end: date) -> FleetUsage:
+    """Usage of ``organizations`` over the whole UTC months [start, end) (both on the 1st),
+    by GPU type, by region, and the organizations with the most GPU-hours."""
+    if start.day != 1 or end.day != 1 or end <= start:
+        raise ValueError("The fleet view covers whole months: start and end on the 1st.")
+
+    cost = usage_cost_by_organization(organizations=organizations, start=start, end=end)
+    skus = cost.skus
+    regions = Region.objects.in_bulk({line.region_id for line in cost.lines})
     per_sku, per_region, per_org = _Totals(), _Totals(), _Totals()
-    for (org_id, sku_id, region_id, _res, _con, currency, rate), gpu_hours in priced.items():
-        amount = round_money(Fraction(gpu_hours) * Fraction(rate))
-        for totals, key in ((per_sku, sku_id), (per_region, region_id), (per_org, org_id)):
-            totals.add(key, gpu_hours, currency, amount)
+    for line in cost.lines:
+        for totals, key in (
+            (per_sku, line.sku_id),
+            (per_region, line.region_id),
+            (per_org, line.organization_id),
+        ):
+            totals.add(key, line.gpu_hours, line.currency, line.amount)
 
     top_ids = sorted(per_org.hours, key=lambda pk: (-per_org.hours[pk], pk))[:TOP_ORGANIZATIONS]
     names = dict(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from fractions import Fraction
 
 from django.conf import settings
 from django.db.models import (
@@ -698,91 +697,21 @@ def staff_organization_list(
 def staff_organization_usage_cost(
     *, organization_ids: list[int], start: date, end: date
 ) -> dict[int, dict[str, Decimal]]:
-    """Billable usage cost per organization and currency over the whole UTC months
-    [start, end), priced from the rollups as ``usage.fleet.usage_fleet`` prices them (and so
-    as statements do: each organization's (SKU, region, contract) line over the window rounded
-    once); usage inside a reservation is covered by the reservation and not counted, as in
-    ``usage_cost_total``. At most six queries, whatever the organizations and records."""
-    from contracts.models import ContractRate
-    from usage.costing import LIST_CURRENCY, round_money
-    from usage.fleet import _boundary_months, _contract_for_day, contracts_in_force
-    from usage.models import UsageDaily, UsageMonthly
+    """Billable usage cost per organization and currency over the UTC days [start, end),
+    priced by ``usage.fleet.usage_cost_by_organization`` (as statements price it: each
+    organization's (SKU, region, contract) line over the window rounded once); usage inside a
+    reservation is covered by the reservation and not counted, as in ``usage_cost_total``.
+    At most five queries, whatever the organizations and records."""
+    from usage.fleet import usage_cost_by_organization
 
     if not organization_ids:
         return {}
-    in_force = contracts_in_force(organizations=organization_ids, start=start, end=end)
-    boundaries = {
-        org_id: months
-        for org_id, contracts in in_force.items()
-        if (months := _boundary_months(contracts, start, end))
-    }
-
-    # (organization, sku, region, contract) -> GPU-hours outside reservations
-    hours: dict[tuple, Decimal] = {}
-
-    def add(org_id: int, sku_id: int, region_id: int, day: date, gpu_hours: Decimal) -> None:
-        contract_id = _contract_for_day(in_force.get(org_id, []), day)
-        key = (org_id, sku_id, region_id, contract_id)
-        hours[key] = hours.get(key, Decimal("0")) + gpu_hours
-
-    for month, org_id, sku_id, region_id, gpu_hours in (
-        UsageMonthly.objects.unscoped_for_staff()
-        .filter(
-            organization_id__in=organization_ids,
-            month__gte=start,
-            month__lt=end,
-            reservation__isnull=True,
-        )
-        .values_list("month", "organization_id", "sku_id", "region_id", "gpu_hours")
-    ):
-        if month not in boundaries.get(org_id, ()):
-            add(org_id, sku_id, region_id, month, gpu_hours)
-    if boundaries:
-        for day, org_id, sku_id, region_id, gpu_hours in (
-            UsageDaily.objects.unscoped_for_staff()
-            .filter(
-                organization_id__in=list(boundaries),
-                day__gte=start,
-                day__lt=end,
-                reservation__isnull=True,
-            )
-            .values_list("day", "organization_id", "sku_id", "region_id", "gpu_hours")
-        ):
-            if day.replace(day=1) in boundaries[org_id]:
-                add(org_id, sku_id, region_id, day, gpu_hours)
-
-    contracts = {c.pk: c for per_org in in_force.values() for c, _ in per_org}
-    rates = {
-        (contract_id, sku_id, region_id): price
-        for contract_id, sku_id, region_id, price in ContractRate.objects.filter(
-            contract__in=list(contracts)
-        ).values_list("contract_id", "sku_id", "region_id", "price_per_gpu_hour")
-    }
-    list_price = dict(
-        GpuSku.objects.filter(pk__in={key[1] for key in hours}).values_list(
-            "pk", "list_price_per_gpu_hour"
-        )
-    )
-    # A contract without a rate for the SKU falls back to list price and merges with the
-    # list-price hours of the same key before rounding, as usage_cost_lines does.
-    priced: dict[tuple, Decimal] = {}
-    for (org_id, sku_id, region_id, contract_id), gpu_hours in hours.items():
-        rate = None
-        if contract_id is not None:
-            rate = rates.get((contract_id, sku_id, region_id))
-            if rate is None:
-                rate = rates.get((contract_id, sku_id, None))
-        if rate is not None:
-            currency = contracts[contract_id].currency
-        else:
-            contract_id, currency, rate = None, LIST_CURRENCY, list_price[sku_id]
-        key = (org_id, sku_id, region_id, contract_id, currency, rate)
-        priced[key] = priced.get(key, Decimal("0")) + gpu_hours
     cost: dict[int, dict[str, Decimal]] = {}
-    for (org_id, _sku, _region, _contract, currency, rate), gpu_hours in priced.items():
-        per_org = cost.setdefault(org_id, {})
-        amount = round_money(Fraction(gpu_hours) * Fraction(rate))
-        per_org[currency] = per_org.get(currency, Decimal("0.00")) + amount
+    for line in usage_cost_by_organization(
+        organizations=organization_ids, start=start, end=end, reservations=False
+    ).lines:
+        per_org = cost.setdefault(line.organization_id, {})
+        per_org[line.currency] = per_org.get(line.currency, Decimal("0.00")) + line.amount
     return cost
 
 
@@ -792,14 +721,11 @@ def staff_contract_consumed(
     """Consumed spend to date of several organizations' contracts, as the burn-down computes
     it (``contracts.selectors.spend.contract_consumed_spend_many``): every charge of the
     organization inside the term up to ``now`` (usage outside reservations by month and rate,
-    each line rounded once, plus the reservations' holds by month), summed whatever priced it.
-    Full months come from the monthly rollups, months cut by the window or by a change of
-    contract in force from the daily ones. At most eight queries, whatever the contracts."""
+    each line rounded once, ``usage.fleet.usage_cost_by_organization``, plus the
+    reservations' holds by month), summed whatever priced it. At most eight queries, whatever
+    the contracts."""
     from contracts.charges import ChargeSource, _day_after_last, charge_lines_from, utc_midnight
-    from contracts.models import ContractRate
-    from usage.costing import IN_FORCE_STATUSES, contract_in_force_until, round_money
-    from usage.fleet import _boundary_months, _contract_for_day
-    from usage.models import UsageDaily, UsageMonthly
+    from usage.fleet import usage_cost_by_organization
 
     now = now or timezone.now()
     if not contract_ids:
@@ -821,96 +747,17 @@ def staff_contract_consumed(
         org_id: (start.astimezone(UTC).date(), _day_after_last(end))
         for org_id, (start, end) in windows.items()
     }
-    first, last = min(d for d, _ in days.values()), max(d for _, d in days.values())
-    in_force: dict[int, list] = {}
-    for contract in (
-        Contract.objects.unscoped_for_staff()
-        .filter(
-            organization_id__in=list(windows),
-            status__in=IN_FORCE_STATUSES,
-            term_start__lt=last,
-            term_end__gt=first,
-        )
-        .order_by("-term_start", "-pk")
-    ):
-        until = contract_in_force_until(contract)
-        if until > contract.term_start:
-            in_force.setdefault(contract.organization_id, []).append((contract, until))
-    # Months read day by day: where the window or the contract in force changes mid-month.
-    daily_months: dict[int, set[date]] = {}
-    for org_id, (day_from, day_to) in days.items():
-        months = _boundary_months(in_force.get(org_id, []), first, last)
-        for day in (day_from, day_to):
-            if day.day != 1:
-                months.add(day.replace(day=1))
-        daily_months[org_id] = months
-
-    hours: dict[tuple, Decimal] = {}  # (organization, month, sku, region, contract) -> hours
-
-    def add(org_id: int, day: date, sku_id: int, region_id: int, gpu_hours: Decimal) -> None:
-        day_from, day_to = days[org_id]
-        if not day_from <= day < day_to:
-            return
-        contract_id = _contract_for_day(in_force.get(org_id, []), day)
-        key = (org_id, day.replace(day=1), sku_id, region_id, contract_id)
-        hours[key] = hours.get(key, Decimal("0")) + gpu_hours
-
-    month_first = first.replace(day=1)
-    for month, org_id, sku_id, region_id, gpu_hours in (
-        UsageMonthly.objects.unscoped_for_staff()
-        .filter(
-            organization_id__in=list(windows),
-            month__gte=month_first,
-            month__lt=last,
-            reservation__isnull=True,
-        )
-        .values_list("month", "organization_id", "sku_id", "region_id", "gpu_hours")
-    ):
-        if month not in daily_months[org_id]:
-            add(org_id, month, sku_id, region_id, gpu_hours)
-    daily_orgs = [org_id for org_id, months in daily_months.items() if months]
-    if daily_orgs:
-        all_months = sorted(set().union(*daily_months.values()))
-        for day, org_id, sku_id, region_id, gpu_hours in (
-            UsageDaily.objects.unscoped_for_staff()
-            .filter(
-                organization_id__in=daily_orgs,
-                day__gte=all_months[0],
-                day__lt=last,
-                reservation__isnull=True,
-            )
-            .values_list("day", "organization_id", "sku_id", "region_id", "gpu_hours")
-        ):
-            if day.replace(day=1) in daily_months[org_id]:
-                add(org_id, day, sku_id, region_id, gpu_hours)
-
-    by_pk = {c.pk: c for per_org in in_force.values() for c, _ in per_org}
-    rates = {
-        (contract_id, sku_id, region_id): price
-        for contract_id, sku_id, region_id, price in ContractRate.objects.filter(
-            contract__in=list(by_pk)
-        ).values_list("contract_id", "sku_id", "region_id", "price_per_gpu_hour")
-    }
-    list_price = dict(
-        GpuSku.objects.filter(pk__in={key[2] for key in hours}).values_list(
-            "pk", "list_price_per_gpu_hour"
-        )
-    )
-    priced: dict[tuple, Decimal] = {}
-    for (org_id, month, sku_id, region_id, contract_id), gpu_hours in hours.items():
-        rate = None
-        if contract_id is not None:
-            rate = rates.get((contract_id, sku_id, region_id))
-            if rate is None:
-                rate = rates.get((contract_id, sku_id, None))
-        if rate is None:
-            contract_id, rate = None, list_price[sku_id]
-        key = (org_id, month, sku_id, region_id, contract_id, rate)
-        priced[key] = priced.get(key, Decimal("0")) + gpu_hours
     # Take-or-pay: all spend in the term counts, whatever priced it.
     consumed: dict[int, Decimal] = {org_id: Decimal("0.00") for org_id in windows}
-    for (org_id, *_rest, rate), gpu_hours in priced.items():
-        consumed[org_id] += round_money(Fraction(gpu_hours) * Fraction(rate))
+    for line in usage_cost_by_organization(
+        organizations=list(days),
+        start=min(day_from for day_from, _ in days.values()),
+        end=max(day_to for _, day_to in days.values()),
+        windows=days,
+        by_month=True,
+        reservations=False,
+    ).lines:
+        consumed[line.organization_id] += line.amount
 
     reservations: dict[int, list[dict]] = {}
     earliest = min(start for start, _ in windows.values())

@@ -17,6 +17,7 @@ from contracts.selectors import contract_active_for
 from contracts.selectors.spend import contract_consumed_spend_many
 from quotas.selectors.pages import staff_contract_consumed, staff_organization_usage_cost
 from usage.costing import usage_cost_lines, usage_cost_total
+from usage.fleet import usage_cost_by_organization
 
 from ..factories import ContractFactory, ContractRateFactory, OrganizationFactory
 from ..usage.conftest import JAN, hours, ingest, record
@@ -116,6 +117,21 @@ def test_page_shows_this_months_cost_as_the_statement_pricing_gives_it(
     assert _month_cost(html, "globex") == str(globex["USD"]) == "13.50"
     assert "ACME-9" in html and "500,000.00 EUR committed" in html
     assert "manager@provider.example" in html or account_manager.display_name in html
+
+
+def test_page_month_cost_is_the_shared_cost_lines_summed(
+    client, priced, org, other_org, capacity_planner
+):
+    month, next_month = _this_month()
+    client.force_login(capacity_planner)
+    html = _table(client.get(URL))
+    lines = usage_cost_by_organization(
+        organizations=[org.pk, other_org.pk], start=month, end=next_month
+    ).lines
+    for organization, currency in ((org, "EUR"), (other_org, "USD")):
+        mine = [line for line in lines if line.organization_id == organization.pk]
+        assert mine
+        assert _month_cost(html, organization.slug) == str(usage_cost_total(mine)[currency])
 
 
 def test_an_account_manager_sees_only_their_organizations(client, org, other_org, account_manager):

@@ -1,7 +1,8 @@
 """The staff fleet-usage page: GPU-hours and cost per GPU type, region and organization over
 whole months, from the rollups, for the organizations the staff member looks after."""
 
-from datetime import date
+from dataclasses import fields
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from accounts.models import Organization
 from accounts.selectors import organization_list_for_staff
 from contracts.models import Contract
-from usage.costing import usage_cost_lines, usage_cost_total
-from usage.fleet import next_month, usage_fleet
+from usage.costing import CostLine, usage_cost_lines, usage_cost_total
+from usage.fleet import next_month, usage_cost_by_organization, usage_fleet
 
 from ..factories import ContractFactory, ContractRateFactory
 from .conftest import JAN, hours, ingest, record
@@ -238,3 +239,101 @@ def test_each_organization_costs_what_its_history_says_with_reservations_and_ter
     }
     sources = {line.source for line in usage_cost_lines(organization=fleet, start=start, end=end)}
     assert sources == {"list", "contract", "reservation"}
+
+
+def _priced(line):
+    """A cost line's figures, whoever's it is."""
+    return tuple(getattr(line, field.name) for field in fields(CostLine))
+
+
+def _of(result, organization):
+    return [_priced(line) for line in result.lines if line.organization_id == organization.pk]
+
+
+def _same(left, right) -> bool:
+    return sorted(left, key=repr) == sorted(right, key=repr)
+
+
+def test_cost_by_organization_prices_each_window_by_month_as_its_history(
+    fleet, other_org, django_assert_max_num_queries
+):
+    """Each organization over its own window, cut inside months (acme's from 12 January,
+    across its contract's start on the 15th, to 4 February): its lines are the month lines
+    of its own history over that window."""
+    windows = {
+        fleet.pk: (date(2026, 1, 12), date(2026, 2, 4)),
+        other_org.pk: (date(2026, 1, 1), date(2026, 3, 1)),
+    }
+
+    with django_assert_max_num_queries(6):
+        result = usage_cost_by_organization(
+            organizations=list(windows),
+            start=date(2026, 1, 1),
+            end=date(2026, 3, 1),
+            windows=windows,
+            by_month=True,
+        )
+
+    for organization in (fleet, other_org):
+        low, high = windows[organization.pk]
+        history = usage_cost_lines(
+            organization=organization, start=low, end=high, granularity="month"
+        )
+        assert _same(_of(result, organization), map(_priced, history))
+    # acme's list-price hours of 10 January lie before its window: 10.0005 h at 1.9333 in
+    # January, 7 h at 2.00 (us-west-2) and 4 A100 h at list 1.50 on 3 February.
+    assert [
+        (line.bucket, line.source, line.amount)
+        for line in result.lines
+        if line.organization_id == fleet.pk
+    ] == [
+        (date(2026, 1, 1), "contract", Decimal("19.33")),
+        (date(2026, 2, 1), "contract", Decimal("14.00")),
+        (date(2026, 2, 1), "list", Decimal("6.00")),
+    ]
+
+
+def test_cost_by_organization_over_days_leaves_reservations_out_on_request(
+    fleet, other_org, reservation, capacity_planner
+):
+    """One window for all, cut inside months, priced whole (one line per key); usage inside
+    a reservation is priced at its rate, or not read at all without ``reservations``."""
+    ingest(
+        [
+            record(hour=h, gpu_hours="3", reservation=reservation.pk)
+            for h in hours(reservation.starts_at, 30)
+        ]
+    )
+    start, end = date(2026, 1, 12), next_month(reservation.ends_at.date()) + timedelta(days=3)
+    staff = organization_list_for_staff(user=capacity_planner)
+
+    every = usage_cost_by_organization(organizations=staff, start=start, end=end)
+    billable = usage_cost_by_organization(
+        organizations=staff, start=start, end=end, reservations=False
+    )
+
+    for organization in (fleet, other_org):
+        history = usage_cost_lines(organization=organization, start=start, end=end)
+        assert _same(_of(every, organization), map(_priced, history))
+        assert _same(_of(billable, organization), [_priced(x) for x in history if x.billable])
+    assert {line.source for line in every.lines} == {"contract", "list", "reservation"}
+    assert {line.source for line in billable.lines} == {"contract", "list"}
+    assert set(every.skus) == {line.sku_id for line in every.lines}
+
+
+def test_fleet_page_figures_are_the_shared_cost_lines_summed(fleet, capacity_planner):
+    shown = staff_client(capacity_planner).get(URL, JAN_FEB).context["fleet"]
+
+    lines = usage_cost_by_organization(
+        organizations=organization_list_for_staff(user=capacity_planner),
+        start=date(2026, 1, 1),
+        end=date(2026, 3, 1),
+    ).lines
+    for row in shown.top_organizations:
+        mine = [line for line in lines if line.organization_id == row.key]
+        assert row.cost == usage_cost_total(mine, billable_only=False)
+        assert row.gpu_hours == sum(line.gpu_hours for line in mine)
+    for row in shown.by_sku:
+        assert row.gpu_hours == sum(line.gpu_hours for line in lines if line.sku_id == row.key)
+        assert row.cost["USD"] == sum(line.amount for line in lines if line.sku_id == row.key)
+    assert shown.total_cost == usage_cost_total(lines, billable_only=False)
