@@ -19,7 +19,7 @@ from .conftest import ingest, make_reservation
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD_QUERIES = 27
+DASHBOARD_QUERIES = 22
 
 
 @pytest.fixture
