@@ -5,13 +5,23 @@ from __future__ import annotations
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.models import Authenticator
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.urls import reverse
+
+from .client_ip import client_ip
 
 INVITATION_SESSION_KEY = "portal_invitation_token"
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request: HttpRequest) -> str:
+        # allauth's IP-keyed rate limits count the address the audit log records.
+        ip = client_ip(request)
+        if ip is None:
+            raise PermissionDenied("Unable to determine client IP address")
+        return ip
+
     def get_login_redirect_url(self, request: HttpRequest) -> str:
         if request.session.get(INVITATION_SESSION_KEY):
             return reverse("invitation_resume")

@@ -20,16 +20,11 @@ from django.utils import timezone
 
 from portal.errors import ConflictError, DomainError, NotAllowed
 
+from .client_ip import client_ip
 from .models import AuditEvent, Invitation, Membership, Organization, Role, User
 
 
 # --- Audit ---------------------------------------------------------------------------------
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
-
-
 def audit_record(
     *,
     organization: Organization | None,

@@ -158,6 +158,11 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password_from_key": "20/m/ip",
     "confirm_email": "1/3m/key",
 }
+# Proxies of ours in front of the web processes (load balancer, CDN): the client's address is
+# the N-th entry from the right of X-Forwarded-For (accounts.client_ip); 0: REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise RuntimeError("TRUSTED_PROXY_COUNT is a number of proxies: 0 or more.")
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "GPU Capacity Portal")
 
@@ -296,6 +301,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.PortalPagination",
     "PAGE_SIZE": 50,
+    # The anonymous throttle's address: DRF's rule for N proxies is accounts.client_ip's.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_CLASSES": [
         "portal.api.throttling.ApiKeyRateThrottle",
         "portal.api.throttling.UserRateThrottle",
