@@ -12,7 +12,7 @@ from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
 
-from quotas.models import CapacityPool, GpuSku, Region
+from quotas.models import CapacityPool, CapacityRequest, GpuSku, Region
 
 
 class SkuCodeField(serializers.SlugRelatedField):
@@ -49,6 +49,58 @@ def pool_for(*, sku: GpuSku, region: Region) -> CapacityPool:
             {"region": [f"{sku.name} is not offered in {region.code}."]}
         )
     return pool
+
+
+class OfferSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CapacityRequest.OfferKind.choices, source="offer_kind")
+    sku = serializers.CharField(source="offer_pool.sku.code")
+    region = serializers.CharField(source="offer_pool.region.code")
+    gpu_count = serializers.IntegerField(source="offer_gpu_count")
+    starts_at = serializers.DateTimeField(source="offer_starts_at")
+    ends_at = serializers.DateTimeField(source="offer_ends_at")
+    expires_at = serializers.DateTimeField(source="offer_expires_at")
+    note = serializers.CharField(source="offer_note")
+
+
+class FrozenQuoteSerializer(serializers.Serializer):
+    currency = serializers.CharField(source="quote_currency")
+    rate_per_gpu_hour = serializers.DecimalField(
+        source="quote_rate_per_gpu_hour", max_digits=10, decimal_places=4
+    )
+    gpu_hours = serializers.DecimalField(source="quote_gpu_hours", max_digits=16, decimal_places=4)
+    total = serializers.DecimalField(source="quote_total", max_digits=16, decimal_places=2)
+    source = serializers.CharField(source="quote_source")
+
+
+def offer_representation(**values) -> dict:
+    """``OfferSerializer``'s output from its values by field name (instants may come as
+    ISO text already: DRF's DateTimeField passes text through)."""
+    fields = _nested("offer", OfferSerializer).fields
+    return {name: _nullable(field, values[name]) for name, field in fields.items()}
+
+
+def quote_representation(**values) -> dict:
+    """``FrozenQuoteSerializer``'s output from its values by field name."""
+    fields = _nested("quote", FrozenQuoteSerializer).fields
+    return {name: _nullable(field, values[name]) for name, field in fields.items()}
+
+
+# The nested serializers are built once, not once per row (DRF deep-copies a serializer's
+# fields each time one is built); their fields keep no per-request state.
+_NESTED: dict[str, serializers.Serializer] = {}
+
+
+def _nested(name: str, serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    serializer = _NESTED.get(name)
+    if serializer is None:
+        serializer = _NESTED[name] = serializer_class()
+        serializer.fields  # noqa: B018 (built now, once)
+    return serializer
+
+
+def _nullable(field: serializers.Field, value):
+    """A field's representation as a serializer gives it (None stays None)."""
+    return None if value is None else field.to_representation(value)
 
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
