@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.generic import TemplateView
+from django.views.generic import ListView, TemplateView
 
 from portal.errors import DomainError
 
@@ -32,6 +32,7 @@ from .models import ApiKey, Invitation, Membership, Role
 from .views_base import OrganizationViewMixin
 
 AUDIT_PAGE_SIZE = 50
+MEMBER_PAGE_SIZE = 25
 
 
 @login_required
@@ -46,16 +47,21 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/organization_choose.html", {"organizations": organizations})
 
 
-class MemberListView(OrganizationViewMixin, TemplateView):
-    """Members and pending invitations; owners and admins invite (POST) from here."""
+class MemberListView(OrganizationViewMixin, ListView):
+    """Members, a page at a time, and pending invitations; owners and admins invite (POST)
+    from here."""
 
     template_name = "accounts/member_list.html"
+    context_object_name = "memberships"
+    paginate_by = MEMBER_PAGE_SIZE
     permission_map = {"GET": "members.view", "HEAD": "members.view", "POST": "members.manage"}
+
+    def get_queryset(self):
+        return selectors.membership_list(organization=self.organization)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         can_manage = self.access.can("members.manage")
-        context["memberships"] = selectors.membership_list(organization=self.organization)
         context["can_manage"] = can_manage
         context["actor_is_owner"] = self.access.role == Role.OWNER
         context["invitations"] = (
@@ -82,6 +88,7 @@ class MemberListView(OrganizationViewMixin, TemplateView):
             else:
                 messages.success(request, f"Invitation sent to {issued.invitation.email}.")
                 return redirect("member_list", org_slug=self.organization.slug)
+        self.object_list = self.get_queryset()
         return self.render_to_response(self.get_context_data(invite_form=form), status=400)
 
 

@@ -244,7 +244,7 @@ def test_staff_reading_members_is_read_only_and_audited(client, org, owner, acco
     assert AuditEvent.objects.for_organization(org).filter(action="staff.accessed").count() == 1
 
 
-MEMBER_LIST_QUERIES = 7
+MEMBER_LIST_QUERIES = 8  # with the count of members for the pages
 
 
 def test_member_list_query_count_is_flat(client, org, owner, django_assert_num_queries):
@@ -262,3 +262,36 @@ def test_member_list_query_count_is_flat(client, org, owner, django_assert_num_q
         invitation_create(organization=org, email=f"j{i}@x.io", role="viewer", invited_by=owner)
     with django_assert_num_queries(MEMBER_LIST_QUERIES):
         assert client.get(url).status_code == 200
+
+
+def test_members_come_25_a_page_in_email_order(client, org, owner, member):
+    for i in range(30):
+        make_member(org, Role.VIEWER, email=f"m{i:02d}@acme.example")
+    emails = sorted(Membership.objects.for_organization(org).values_list("user__email", flat=True))
+    assert len(emails) == 32
+    client.force_login(owner)
+    url = reverse("member_list", kwargs={"org_slug": org.slug})
+
+    first = client.get(url)
+    second = client.get(url, {"page": 2})
+
+    assert [m.user.email for m in first.context["memberships"]] == emails[:25]
+    assert [m.user.email for m in second.context["memberships"]] == emails[25:]
+    first_page, second_page = first.content.decode(), second.content.decode()
+    assert "Page 1 of 2" in first_page and 'href="?page=2" rel="next"' in first_page
+    assert emails[25] not in first_page
+    assert "Page 2 of 2" in second_page and 'href="?page=1" rel="prev"' in second_page
+    assert emails[24] not in second_page
+    assert client.get(url, {"page": 3}).status_code == 404
+
+
+def test_a_refused_invitation_shows_the_first_page_of_members(client, org, owner):
+    for i in range(30):
+        make_member(org, Role.VIEWER, email=f"m{i:02d}@acme.example")
+    client.force_login(owner)
+    url = reverse("member_list", kwargs={"org_slug": org.slug})
+    response = client.post(url, {"email": "not-an-email", "role": Role.MEMBER})
+    assert response.status_code == 400
+    assert "email" in response.context["invite_form"].errors
+    assert len(response.context["memberships"]) == 25
+    assert "Page 1 of 2" in response.content.decode()
