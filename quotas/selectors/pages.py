@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import (
     Case,
     Count,
+    F,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -20,8 +21,9 @@ from django.db.models import (
     Sum,
     Value,
     When,
+    Window,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, RowNumber
 from django.http import Http404
 from django.utils import timezone
 
@@ -303,29 +305,36 @@ def quota_overview(*, organization: Organization, at: datetime | None = None) ->
 
 
 def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
+    """The dashboard's lists: running and scheduled reservations (the first ``limit`` of each,
+    in one query), the open requests with how many are open (one query), the recent events
+    and the quota overview."""
     now = timezone.now()
-    reservations = Reservation.objects.for_organization(organization).select_related(
-        "pool__sku", "pool__region"
+    active_state, scheduled_state = ReservationState.ACTIVE, ReservationState.SCHEDULED
+    # Running ones by their end, scheduled ones by their start.
+    sort_key = Case(When(state=active_state, then=F("ends_at")), default=F("starts_at"))
+    reservations = list(
+        Reservation.objects.for_organization(organization)
+        .filter(state__in=(active_state, scheduled_state))
+        .select_related("pool__sku", "pool__region")
+        .annotate(
+            rank=Window(
+                RowNumber(), partition_by=F("state"), order_by=(sort_key.asc(), F("id").asc())
+            )
+        )
+        .filter(rank__lte=limit)
+        .order_by(sort_key.asc(), "id")
     )
-    active = list(
-        reservations.filter(state=ReservationState.ACTIVE).order_by("ends_at", "id")[:limit]
-    )
-    upcoming = list(
-        reservations.filter(state=ReservationState.SCHEDULED).order_by("starts_at", "id")[:limit]
-    )
+    active = [r for r in reservations if r.state == active_state]
+    upcoming = [r for r in reservations if r.state == scheduled_state]
     open_requests = list(
         CapacityRequest.objects.for_organization(organization)
         .filter(state__in=REQUEST_OPEN)
         .select_related("sku", "region", "requested_by", "organization__account_manager")
+        # Every open request counted, before the slice.
+        .annotate(open_count=Window(Count("id")))
         .order_by(
             Coalesce("decision_due_at", "offer_expires_at").asc(nulls_last=True), "created_at"
         )[:limit]
-    )
-    counts = dict(
-        CapacityRequest.objects.for_organization(organization)
-        .values_list("state")
-        .annotate(n=Count("id"))
-        .order_by()
     )
     recent = _labelled(
         list(
@@ -339,7 +348,7 @@ def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
         "active_reservations": active,
         "upcoming_reservations": upcoming,
         "waiting_requests": [(r, waiting_on(r)) for r in open_requests],
-        "open_request_count": sum(n for state, n in counts.items() if state in REQUEST_OPEN),
+        "open_request_count": open_requests[0].open_count if open_requests else 0,
         "quota_rows": quota_overview(organization=organization),
         "now": now,
     }

@@ -1,25 +1,29 @@
 """The dashboard's month-to-date GPU-hours and spend and its contract burn-down summary: the
-figures are the usage, statement and burn-down selectors' own, and the page's query count does
-not grow with the data."""
+figures are the usage, statement and burn-down selectors' own, its lists are what one query
+per list would read, and the page's query count does not grow with the data."""
 
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from contracts.charges import month_start
 from contracts.selectors.spend import contract_burn_down
 from contracts.selectors.statements import statement_get
+from quotas.models import CapacityRequest, Reservation
 from quotas.selectors.dashboard import dashboard_figures_get
+from quotas.selectors.pages import dashboard_get
+from quotas.workflow import REQUEST_OPEN, ReservationState
 from tests.factories import ContractFactory, ContractRateFactory, GpuSkuFactory
 
 from .conftest import ingest, make_reservation
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD_QUERIES = 22
+DASHBOARD_QUERIES = 20
 
 
 @pytest.fixture
@@ -174,3 +178,70 @@ def test_dashboard_query_count_is_flat_as_data_grows(
     with django_assert_num_queries(DASHBOARD_QUERIES):
         response = client.get(_url(org))
     assert response.context["figures"].gpu_hours > 1
+
+
+def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(org, h100, west):
+    """Running and scheduled reservations come from one query and the open requests carry
+    their count: the lists are the first ten of each, as one query per list would read them."""
+    now = timezone.now()
+    for n in range(12):
+        # Two running ones end at the same instant: the id breaks the tie.
+        make_reservation(org, h100, west, now - timedelta(days=1), now + timedelta(hours=n // 2))
+        make_reservation(
+            org,
+            h100,
+            west,
+            now + timedelta(hours=30 - n),
+            now + timedelta(days=3),
+            state=ReservationState.SCHEDULED,
+        )
+    make_reservation(
+        org, h100, west, now - timedelta(days=3), now - timedelta(days=2), state="completed"
+    )
+    open_states = ["pending_approval", "counter_offered", "draft", "waitlisted"]
+    for n in range(13):
+        CapacityRequest.all_objects.create(
+            organization=org,
+            kind=CapacityRequest.Kind.RESERVATION,
+            sku=h100,
+            region=west,
+            gpu_count=8,
+            starts_at=now + timedelta(days=5),
+            ends_at=now + timedelta(days=6),
+            state=open_states[n % 4],
+            decision_due_at=now + timedelta(hours=n) if n % 4 == 0 else None,
+            offer_expires_at=now + timedelta(hours=40 - n) if n % 4 == 1 else None,
+        )
+    for state in ("rejected", "cancelled"):
+        CapacityRequest.all_objects.create(
+            organization=org,
+            kind=CapacityRequest.Kind.QUOTA_INCREASE,
+            sku=h100,
+            region=west,
+            on_demand_limit=4,
+            state=state,
+        )
+
+    lists = dashboard_get(organization=org)
+
+    reservations = Reservation.objects.for_organization(org)
+    assert lists["active_reservations"] == list(
+        reservations.filter(state=ReservationState.ACTIVE).order_by("ends_at", "id")[:10]
+    )
+    assert lists["upcoming_reservations"] == list(
+        reservations.filter(state=ReservationState.SCHEDULED).order_by("starts_at", "id")[:10]
+    )
+    open_requests = CapacityRequest.objects.for_organization(org).filter(state__in=REQUEST_OPEN)
+    assert [r for r, _ in lists["waiting_requests"]] == list(
+        open_requests.order_by(
+            Coalesce("decision_due_at", "offer_expires_at").asc(nulls_last=True), "created_at"
+        )[:10]
+    )
+    assert lists["open_request_count"] == open_requests.count() == 13
+    assert lists["active_reservations"][0].pool.sku == h100  # with their pools, no query
+
+
+def test_dashboard_counts_no_open_request_when_there_is_none(org):
+    lists = dashboard_get(organization=org)
+    assert (lists["open_request_count"], lists["waiting_requests"]) == (0, [])
+    assert (lists["active_reservations"], lists["upcoming_reservations"]) == ([], [])
