@@ -212,7 +212,8 @@ def request_moved(
 def request_offer_held(capacity_request: CapacityRequest, *, actor: User | None) -> None:
     """An accepted offer (accepted automatically where the organization opted in) went to the
     approvers instead of being booked: the tenant side hears that its capacity is held for it
-    until they decide, as it hears of the offer itself."""
+    until they decide, as it hears of the offer itself (and its webhooks, whoever is told)."""
+    webhooks.request_offer_held_publish(capacity_request, accepted_automatically=actor is None)
     tenant, _staff = _audience(capacity_request, ("tenant",))
     if not tenant:
         return

@@ -2,7 +2,9 @@
 
 Request and reservation events are named after the state the object reached
 (``request.approved``, ``reservation.activated`` is ``reservation.active``), so the catalogue
-follows the workflow tables; contract and quota alerts are named as their notifications are.
+follows the workflow tables; ``request.offer_held`` is the one step inside a state with an event
+of its own (an accepted offer sent to the approvers, its capacity held), and contract and quota
+alerts are named as their notifications are.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ REQUEST_EVENTS = {
     for state, label in RequestState.choices
     if state not in (RequestState.DRAFT, RequestState.CHECKING)
 }
+# Steps inside a state, with an event of their own.
+REQUEST_EVENTS["request.offer_held"] = (
+    "Request: offer accepted, capacity held while the approvers decide"
+)
 # A reservation is scheduled by the approval that makes it: ``request.approved`` says so.
 RESERVATION_EVENTS = {
     f"reservation.{state}": f"Reservation: {label}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -151,3 +152,75 @@ def test_a_quota_crossing_is_delivered_once_to_subscribed_endpoints_only(
     assert received.path == "/hooks/portal"
     assert received.headers["Portal-Event-Type"] == "quota.utilization"
     assert receiver.verified == [True]
+
+
+def test_an_accepted_offer_held_for_the_approvers_is_published_once(
+    org, member, pool, account_manager, owner, receiver, settings
+):
+    """A counter-offer above the second-approval threshold, accepted: the request goes to the
+    capacity planners with the offer's capacity held, and subscribers hear so."""
+    from quotas import notify
+    from quotas.services import capacity_request_accept_offer, capacity_request_counter_offer
+
+    settings.QUOTAS_SECOND_APPROVAL_GPUS = 32
+    subscribed = webhook_endpoint_create(
+        organization=org, actor=owner, url=receiver.url, events=["request.offer_held"]
+    )
+    capacity_request = reservation_request(org, member, pool, gpu_count=16, days=5)
+    capacity_request_run_checks(request_id=capacity_request.pk)
+    capacity_request = CapacityRequest.objects.for_organization(org).get(pk=capacity_request.pk)
+    capacity_request_counter_offer(
+        capacity_request=capacity_request, actor=account_manager, gpu_count=48
+    )
+    capacity_request = CapacityRequest.objects.for_organization(org).get(pk=capacity_request.pk)
+    capacity_request_accept_offer(capacity_request=capacity_request, actor=member)
+    capacity_request = CapacityRequest.objects.for_organization(org).get(pk=capacity_request.pk)
+    assert capacity_request.state == "pending_second_approval"
+
+    delivery = WebhookDelivery.objects.for_organization(org).get()
+    assert delivery.endpoint == subscribed
+    assert delivery.event_type == "request.offer_held"
+    assert delivery.event_id == (
+        f"request:{capacity_request.pk}:v{capacity_request.version}:offer_held"
+    )
+    data = delivery.payload["data"]
+    assert data["request_id"] == capacity_request.pk
+    assert data["state"] == "pending_second_approval" and data["gpu_count"] == 16
+    assert data["offer"] == {
+        "sku": "h100-sxm",
+        "region": "us-east-1",
+        "gpu_count": 48,
+        "starts_at": capacity_request.offer_starts_at.isoformat().replace("+00:00", "Z"),
+        "ends_at": capacity_request.offer_ends_at.isoformat().replace("+00:00", "Z"),
+    }
+    assert data["decision_due_at"] == (
+        capacity_request.decision_due_at.isoformat().replace("+00:00", "Z")
+    )
+    assert data["accepted_automatically"] is False
+
+    # Told again (a repeated call), nothing more is queued.
+    notify.request_offer_held(capacity_request, actor=member)
+    assert WebhookDelivery.objects.for_organization(org).count() == 1
+
+    assert deliver_task(delivery.pk) == "succeeded"
+    assert receiver.received[0].headers["Portal-Event-Type"] == "request.offer_held"
+
+
+def test_offer_held_is_in_the_catalogue_pages_and_api_offer(owner, org, receiver):
+    from rest_framework.test import APIClient
+
+    from webhooks.forms import WebhookEndpointForm
+
+    assert "request.offer_held" in EVENT_TYPES
+    api = APIClient()
+    api.force_login(owner)
+    response = api.post(
+        "/api/v1/orgs/acme/webhooks/",
+        {"url": receiver.url, "events": ["request.offer_held"]},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["events"] == ["request.offer_held"]
+    assert "request.offer_held" in dict(WebhookEndpointForm().fields["events"].choices)
+    schema = api.get("/api/v1/schema/?format=json").json()
+    assert "request.offer_held" in json.dumps(schema["components"]["schemas"])
