@@ -85,13 +85,23 @@ MIDNIGHT = time.min.replace(tzinfo=UTC)
 
 @dataclass(frozen=True)
 class ChargeSource:
-    """What charges are computed from, read once for a window: priced usage per day (from
-    ``usage.costing``, the one place usage is priced) and the reservations' holds. Any
-    sub-window is then priced without another query."""
+    """What charges are computed from, read once for a window: priced usage (from
+    ``usage.costing``, the one place usage is priced) and the reservations' holds.
+
+    ``usage_days`` are ``usage.costing.CostLine`` rows, each bucketed on the first day of what
+    it covers: one per UTC day and key as ``charge_source`` reads them; from the burn-down's
+    monthly fast path (``contracts.selectors.spend``, ``usage_cost_days_and_months``), one per
+    whole month and key (bucketed on the month's 1st) for the months read from the monthly
+    rollups, and one per day and key for the other days. Charges sum GPU-hours per month and
+    key before rounding once, so both kinds of source give the same lines.
+
+    Any sub-window is then priced without another query; a line counts whole when its bucket
+    lies in the sub-window, so from a source with month lines only a sub-window that holds each
+    of those months whole, or none of it, is priced right."""
 
     start: datetime
     end: datetime
-    usage_days: list  # usage.costing.CostLine, one per day and key
+    usage_days: list  # usage.costing.CostLine: per day and key, or per whole month and key
     reservations: list[dict]
 
 
