@@ -11,7 +11,6 @@ from django.conf import settings
 from django.db.models import (
     Case,
     Count,
-    F,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -23,7 +22,7 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -305,27 +304,19 @@ def quota_overview(*, organization: Organization, at: datetime | None = None) ->
 
 
 def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
-    """The dashboard's lists: running and scheduled reservations (the first ``limit`` of each,
-    in one query), the open requests with how many are open (one query), the recent events
-    and the quota overview."""
+    """The dashboard's lists: running and scheduled reservations (the first ``limit`` of each),
+    the open requests with how many are open (one query), the recent events and the quota
+    overview."""
     now = timezone.now()
-    active_state, scheduled_state = ReservationState.ACTIVE, ReservationState.SCHEDULED
-    # Running ones by their end, scheduled ones by their start.
-    sort_key = Case(When(state=active_state, then=F("ends_at")), default=F("starts_at"))
-    reservations = list(
-        Reservation.objects.for_organization(organization)
-        .filter(state__in=(active_state, scheduled_state))
-        .select_related("pool__sku", "pool__region")
-        .annotate(
-            rank=Window(
-                RowNumber(), partition_by=F("state"), order_by=(sort_key.asc(), F("id").asc())
-            )
-        )
-        .filter(rank__lte=limit)
-        .order_by(sort_key.asc(), "id")
+    reservations = Reservation.objects.for_organization(organization).select_related(
+        "pool__sku", "pool__region"
     )
-    active = [r for r in reservations if r.state == active_state]
-    upcoming = [r for r in reservations if r.state == scheduled_state]
+    active = list(
+        reservations.filter(state=ReservationState.ACTIVE).order_by("ends_at", "id")[:limit]
+    )
+    upcoming = list(
+        reservations.filter(state=ReservationState.SCHEDULED).order_by("starts_at", "id")[:limit]
+    )
     open_requests = list(
         CapacityRequest.objects.for_organization(organization)
         .filter(state__in=REQUEST_OPEN)
