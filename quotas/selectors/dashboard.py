@@ -24,7 +24,7 @@ from contracts.models import Contract, StatementLine
 from contracts.selectors import contract_active_for
 from contracts.selectors.spend import BurnDown, contract_burn_down, contract_burn_down_source
 from contracts.selectors.statements import statement_currency
-from usage.selectors import usage_series
+from usage.selectors import usage_aggregate_rows
 
 ZERO_HOURS = Decimal("0")
 
@@ -67,7 +67,7 @@ def dashboard_figures_get(
     reads (the month's charges come from the same read)."""
     now = now or timezone.now()
     month = month_start(now.date())
-    rows = usage_series(
+    rows = usage_aggregate_rows(
         organization=organization, start=month, end=next_month(month), granularity="month"
     )
     gpu_hours = sum((row.gpu_hours for row in rows), ZERO_HOURS)

@@ -320,7 +320,8 @@ def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
     open_requests = list(
         CapacityRequest.objects.for_organization(organization)
         .filter(state__in=REQUEST_OPEN)
-        .select_related("sku", "region", "requested_by", "organization__account_manager")
+        # What a row shows and whom it waits on: fewer joins to plan than the request pages'.
+        .select_related("sku", "region", "organization__account_manager")
         # Every open request counted, before the slice.
         .annotate(open_count=Window(Count("id")))
         .order_by(
