@@ -218,16 +218,25 @@ def usage_cost_by_organization(
     contracts = {c.pk: c for per_org in in_force.values() for c, _ in per_org}
     rates = {
         (contract_id, sku_id, region_id): price
-        for contract_id, sku_id, region_id, price in ContractRate.objects.filter(
-            contract__in=list(contracts)
-        ).values_list("contract_id", "sku_id", "region_id", "price_per_gpu_hour")
+        for contract_id, sku_id, region_id, price in (
+            ContractRate.objects.filter(contract__in=list(contracts)).values_list(
+                "contract_id", "sku_id", "region_id", "price_per_gpu_hour"
+            )
+            if contracts
+            else ()
+        )
     }
     skus = GpuSku.objects.in_bulk({key[2] for key in hours})
+    reservation_ids = {key[4] for key in hours if key[4]}
     reservation_rates = {
         r["pk"]: (r["currency"], r["rate_per_gpu_hour"])
-        for r in Reservation.objects.unscoped_for_staff()
-        .filter(pk__in={key[4] for key in hours if key[4]})
-        .values("pk", "currency", "rate_per_gpu_hour")
+        for r in (
+            Reservation.objects.unscoped_for_staff()
+            .filter(pk__in=reservation_ids)
+            .values("pk", "currency", "rate_per_gpu_hour")
+            if reservation_ids
+            else ()
+        )
     }
     currencies = {pk: contract.currency for pk, contract in contracts.items()}
     list_prices = {pk: sku.list_price_per_gpu_hour for pk, sku in skus.items()}
