@@ -1,14 +1,18 @@
 """Writes of metered usage: the batch ingest (and the rollup rebuild).
 
-``usage_ingest`` validates a batch row by row while it streams into a TEMP staging table with
-COPY; a bad row anywhere rejects the whole batch (nothing is written). Then, under one
-transaction-scoped advisory lock per organization, ONE statement upserts the records and moves
-the daily and monthly rollups by the difference from the rows it replaced. A key repeated
-inside a batch: the last one wins.
+``usage_ingest`` validates a whole batch before it writes anything: JSON and NDJSON row by row
+as they stream into a TEMP staging table with COPY, CSV set-based (the body is copied as text,
+every distinct value judged once). A bad row anywhere rejects the whole batch (nothing is
+written). Then, in the same transaction, the organizations, GPU types, regions and
+reservations the batch names are locked against deletion (the hourly table has no foreign-key
+constraints of its own: see docs/usage.md) and, under one transaction-scoped advisory lock per
+organization, ONE statement upserts the records and moves the daily and monthly rollups by the
+difference from the rows it replaced. A key repeated inside a batch: the last one wins.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
-from portal.errors import DomainError
+from portal.errors import ConflictError, DomainError
 from quotas.models import GpuSku, Region
 
 from .models import GPU_HOURS_DECIMALS
@@ -85,6 +89,17 @@ class _Errors:
         self.count += 1
         if len(self.items) < MAX_ERRORS:
             self.items.append({"row": row, "line": line, "field": name, "message": message})
+
+
+@dataclass
+class _References:
+    """The organizations, GPU types and regions a valid batch names (ids), and whether any
+    record names a reservation: what the transaction locks against deletion."""
+
+    organizations: set[int] = field(default_factory=set)
+    skus: set[int] = field(default_factory=set)
+    regions: set[int] = field(default_factory=set)
+    reservations: bool = False
 
 
 class _Catalog:
@@ -184,8 +199,10 @@ def _copy_row(
     catalog: _Catalog,
     errors: _Errors,
     default_source: str,
+    references: _References | None = None,
 ) -> str | None:
-    """Validate one record; the staging line (COPY text) when it is valid, else None."""
+    """Validate one record; the staging line (COPY text) when it is valid, else None (the
+    ids it names are added to ``references``)."""
     before = errors.count
     for name in FIELDS:
         if fields.get(name) in (None, ""):
@@ -233,6 +250,11 @@ def _copy_row(
 
     if errors.count != before:
         return None
+    if references is not None:
+        references.organizations.add(organization_id)
+        references.skus.add(sku_id)
+        references.regions.add(region_id)
+        references.reservations |= reservation_text != "\\N"
     return (
         f"{row}\t{line if line is not None else chr(92) + 'N'}\t{organization_id}\t{sku_id}\t"
         f"{region_id}\t{reservation_text}\t{hour}\t{source}\t{gpu_hours}\t{utilization_text}\n"
@@ -251,7 +273,7 @@ CREATE TEMP TABLE usage_ingest_staging (
     source varchar(32),
     gpu_hours numeric(12, 4),
     mean_utilization numeric(5, 4),
-    -- CSV only: one bit per field at fault (0: the row is valid); see CSV_ERROR_BITS
+    -- CSV batches with a fault only: one bit per field at fault; see _csv_reject
     mask integer NOT NULL DEFAULT 0
 ) ON COMMIT DROP
 """
@@ -260,6 +282,11 @@ COPY_SQL = (
     "COPY usage_ingest_staging (row_no, line_no, organization_id, sku_id, region_id, "
     "reservation_id, hour, source, gpu_hours, mean_utilization) FROM STDIN"
 )
+
+# The rows of a batch, typed: ``{rows}`` in the statements below is either the staging table
+# (JSON, NDJSON) or a SELECT over the CSV's raw text joined with the verdicts on its values
+# (``_csv_rows_sql``). Both have row_no, line_no, organization_id, sku_id, region_id,
+# reservation_id, hour, source, gpu_hours and mean_utilization.
 
 # A reservation named by a record must be that organization's, of that SKU and region, and
 # cover the hour.
@@ -272,7 +299,7 @@ SELECT s.row_no, s.line_no, s.reservation_id,
             ELSE 'Reservation ' || s.reservation_id || ' does not cover this hour.'
        END,
        count(*) OVER ()
-FROM usage_ingest_staging s
+FROM {rows} AS s
 LEFT JOIN quotas_reservation r ON r.id = s.reservation_id
 LEFT JOIN quotas_capacitypool p ON p.id = r.pool_id
 WHERE s.reservation_id IS NOT NULL
@@ -280,68 +307,94 @@ WHERE s.reservation_id IS NOT NULL
        OR p.sku_id <> s.sku_id OR p.region_id <> s.region_id
        OR s.hour < r.starts_at OR s.hour >= r.ends_at)
 ORDER BY s.row_no
-LIMIT %s
+LIMIT %(limit)s
+"""
+
+# The hourly table has no foreign-key constraints (docs/usage.md): the ingest locks every row
+# it references FOR KEY SHARE, which both proves the row exists now and blocks its DELETE
+# until this transaction ends (the rollups' own foreign keys refuse it after that).
+REFERENCES_LOCK_SQL = """
+SELECT ARRAY(SELECT id FROM accounts_organization WHERE id = ANY(%(organizations)s)
+             ORDER BY id FOR KEY SHARE),
+       ARRAY(SELECT id FROM quotas_gpusku WHERE id = ANY(%(skus)s) ORDER BY id FOR KEY SHARE),
+       ARRAY(SELECT id FROM quotas_region WHERE id = ANY(%(regions)s) ORDER BY id FOR KEY SHARE)
+"""
+# Before RESERVATION_CHECK_SQL, which then sees (and refuses) any reservation that is missing.
+RESERVATION_LOCK_SQL = """
+SELECT count(*) FROM (
+    SELECT 1 FROM quotas_reservation
+    WHERE id IN (SELECT reservation_id FROM {rows} AS s WHERE reservation_id IS NOT NULL)
+    ORDER BY id FOR KEY SHARE) AS locked
 """
 
 LOCK_SQL = """
-SELECT pg_advisory_xact_lock(%s, organization_id::integer)
-FROM (SELECT DISTINCT organization_id FROM usage_ingest_staging ORDER BY 1) AS orgs
+SELECT pg_advisory_xact_lock(%s, organization_id)
+FROM unnest(%s::integer[]) AS organization_id ORDER BY organization_id
 """
 
-# One statement: dedupe the batch (last row wins), read the pre-image, upsert what changed and
-# move the rollups by the difference. Rollup keys that exist are updated (a difference can be
-# negative); new keys are inserted (their difference is never negative: a replaced record
-# implies its rollup rows exist).
+# One statement: dedupe the batch (last row wins), read the pre-image, write what changed and
+# move the rollups by the difference. A series (organization, GPU type, region) with nothing
+# stored from the batch's first hour on (metering that moves forward) is "fresh": its keys are
+# all new, so its rows skip the pre-image probe and go in with a plain INSERT (no speculative
+# insertion); other rows are upserted. Rollup keys that exist are updated (a difference can be
+# negative); the rest are inserted (their difference is never negative: a replaced record
+# implies its rollup rows exist). No other transaction writes these keys meanwhile: ingests of
+# one organization are serialised by the advisory lock, the rebuild locks the table.
 UPSERT_SQL = """
 WITH src AS (
     SELECT DISTINCT ON (organization_id, sku_id, region_id, hour, source, reservation_id)
            organization_id, sku_id, region_id, reservation_id, hour, source, gpu_hours,
            mean_utilization
-    FROM usage_ingest_staging
+    FROM {rows} AS s
     ORDER BY organization_id, sku_id, region_id, hour, source, reservation_id, row_no DESC
 ),
--- Series (organization, GPU type, region) with nothing stored from the batch's first hour
--- on: metering that moves forward. Their keys are all new, so their rows skip the pre-image
--- lookup (one index probe per series instead of one per row).
-fresh AS (
-    SELECT organization_id, sku_id, region_id
+series AS MATERIALIZED (
+    SELECT organization_id, sku_id, region_id,
+           NOT EXISTS (
+               SELECT 1 FROM usage_usagerecord u
+                WHERE u.organization_id = s.organization_id AND u.sku_id = s.sku_id
+                  AND u.region_id = s.region_id AND u.hour >= min(s.hour)) AS fresh
     FROM src s
     GROUP BY organization_id, sku_id, region_id
-    HAVING NOT EXISTS (
-        SELECT 1 FROM usage_usagerecord u
-         WHERE u.organization_id = s.organization_id AND u.sku_id = s.sku_id
-           AND u.region_id = s.region_id AND u.hour >= min(s.hour))
 ),
 pre AS (
-    SELECT s.*, NULL::numeric AS old_gpu_hours, false AS existed, false AS same
-    FROM src s
-    JOIN fresh f
-      ON f.organization_id = s.organization_id AND f.sku_id = s.sku_id
-     AND f.region_id = s.region_id
-    UNION ALL
-    SELECT s.*, u.gpu_hours, (u.id IS NOT NULL),
+    SELECT s.*, u.gpu_hours AS old_gpu_hours, (u.id IS NOT NULL) AS existed,
            (u.id IS NOT NULL AND u.gpu_hours = s.gpu_hours
-            AND u.mean_utilization IS NOT DISTINCT FROM s.mean_utilization)
-    FROM src s
-    LEFT JOIN usage_usagerecord u
-      ON u.organization_id = s.organization_id AND u.sku_id = s.sku_id
-     AND u.region_id = s.region_id AND u.hour = s.hour AND u.source = s.source
-     AND u.reservation_id IS NOT DISTINCT FROM s.reservation_id
-    WHERE NOT EXISTS (
-        SELECT 1 FROM fresh f
-         WHERE f.organization_id = s.organization_id AND f.sku_id = s.sku_id
-           AND f.region_id = s.region_id)
+            AND u.mean_utilization IS NOT DISTINCT FROM s.mean_utilization) AS same
+    FROM (
+        -- A hashed lookup per row: no join whose size the planner would have to guess.
+        SELECT src.*, (organization_id, sku_id, region_id) IN (
+                   SELECT organization_id, sku_id, region_id FROM series WHERE fresh) AS fresh
+        FROM src
+        OFFSET 0
+    ) s
+    -- OFFSET 0 keeps the subquery apart, so "NOT s.fresh" gates the index probe per row.
+    LEFT JOIN LATERAL (
+        SELECT u.id, u.gpu_hours, u.mean_utilization
+        FROM usage_usagerecord u
+        WHERE NOT s.fresh
+          AND u.organization_id = s.organization_id AND u.sku_id = s.sku_id
+          AND u.region_id = s.region_id AND u.hour = s.hour AND u.source = s.source
+          AND u.reservation_id IS NOT DISTINCT FROM s.reservation_id
+        OFFSET 0
+    ) u ON true
+),
+inserted AS (
+    INSERT INTO usage_usagerecord (organization_id, sku_id, region_id, reservation_id, hour,
+                                   source, gpu_hours, mean_utilization, received_at)
+    SELECT organization_id, sku_id, region_id, reservation_id, hour, source, gpu_hours,
+           mean_utilization, %(now)s
+    FROM pre WHERE fresh
 ),
 upserted AS (
     INSERT INTO usage_usagerecord (organization_id, sku_id, region_id, reservation_id, hour,
                                    source, gpu_hours, mean_utilization, received_at)
     SELECT organization_id, sku_id, region_id, reservation_id, hour, source, gpu_hours,
            mean_utilization, %(now)s
-    FROM pre WHERE NOT same
+    FROM pre WHERE NOT fresh AND NOT same
     ON CONFLICT ON CONSTRAINT usage_record_natural_key DO UPDATE
        SET gpu_hours = EXCLUDED.gpu_hours, mean_utilization = EXCLUDED.mean_utilization,
            received_at = EXCLUDED.received_at
-    RETURNING 1
 ),
 delta_day AS (
     SELECT organization_id, sku_id, region_id, reservation_id,
@@ -364,20 +417,19 @@ day_updated AS (
      WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
        AND r.region_id = d.region_id AND r.day = d.day
        AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id
-    RETURNING r.organization_id, r.sku_id, r.region_id, r.day, r.reservation_id
+    RETURNING r.organization_id, r.sku_id, r.region_id, r.reservation_id, r.day
 ),
+-- Keys the update did not find are new: a hashed lookup in the keys it returned, not an
+-- anti-join with the whole rollup table (0 stands for "no reservation": ids start at 1).
 day_inserted AS (
     INSERT INTO usage_usagedaily (organization_id, sku_id, region_id, reservation_id, day,
                                   gpu_hours, record_count)
     SELECT d.organization_id, d.sku_id, d.region_id, d.reservation_id, d.day, d.gpu_hours,
            d.records
     FROM delta_day d
-    WHERE NOT EXISTS (
-        SELECT 1 FROM usage_usagedaily r
-         WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
-           AND r.region_id = d.region_id AND r.day = d.day
-           AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id)
-    RETURNING 1
+    WHERE (d.organization_id, d.sku_id, d.region_id, d.day, coalesce(d.reservation_id, 0))
+          NOT IN (SELECT organization_id, sku_id, region_id, day, coalesce(reservation_id, 0)
+                  FROM day_updated)
 ),
 month_updated AS (
     UPDATE usage_usagemonthly r
@@ -386,7 +438,7 @@ month_updated AS (
      WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
        AND r.region_id = d.region_id AND r.month = d.month
        AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id
-    RETURNING 1
+    RETURNING r.organization_id, r.sku_id, r.region_id, r.reservation_id, r.month
 ),
 month_inserted AS (
     INSERT INTO usage_usagemonthly (organization_id, sku_id, region_id, reservation_id, month,
@@ -394,19 +446,13 @@ month_inserted AS (
     SELECT d.organization_id, d.sku_id, d.region_id, d.reservation_id, d.month, d.gpu_hours,
            d.records
     FROM delta_month d
-    WHERE NOT EXISTS (
-        SELECT 1 FROM usage_usagemonthly r
-         WHERE r.organization_id = d.organization_id AND r.sku_id = d.sku_id
-           AND r.region_id = d.region_id AND r.month = d.month
-           AND r.reservation_id IS NOT DISTINCT FROM d.reservation_id)
-    RETURNING 1
+    WHERE (d.organization_id, d.sku_id, d.region_id, d.month, coalesce(d.reservation_id, 0))
+          NOT IN (SELECT organization_id, sku_id, region_id, month, coalesce(reservation_id, 0)
+                  FROM month_updated)
 )
 SELECT count(*) FILTER (WHERE NOT existed),
        count(*) FILTER (WHERE existed AND NOT same),
-       count(*) FILTER (WHERE same),
-       (SELECT count(*) FROM upserted),
-       (SELECT count(*) FROM day_updated) + (SELECT count(*) FROM day_inserted)
-       + (SELECT count(*) FROM month_updated) + (SELECT count(*) FROM month_inserted)
+       count(*) FILTER (WHERE same)
 FROM pre
 """
 
@@ -417,10 +463,13 @@ FROM pre
 # front of each record). Every field is then judged once per DISTINCT value in Python, with the
 # same checks as the JSON path (a batch names few organizations, GPU types, regions, hours and
 # sources); GPU-hours, utilization and reservation ids in their plain form are judged by a
-# regular expression in SQL, only other spellings go through Python. One INSERT ... SELECT then
-# joins the raw rows with those verdicts into the typed staging table, with a bit mask of the
-# fields at fault per row. When any row is bad, the first rows at fault are read back and
-# described by ``_copy_row`` itself, so the messages are the JSON path's to the letter.
+# regular expression in SQL, only other spellings go through Python. A row's validity depends
+# on its values alone, so when every distinct value passes and no row lacks a required field,
+# every row passes: the upsert then reads the raw rows typed through the verdicts
+# (``_csv_rows_sql``), with no typed copy of the batch in between. Otherwise one
+# INSERT ... SELECT marks the fields at fault per row (a bit mask) in the staging table, and
+# the first rows at fault are read back and described by ``_copy_row`` itself, so the messages
+# are the JSON path's to the letter.
 
 CSV_FIELDS = (
     "organization",
@@ -440,6 +489,7 @@ CSV_PLAIN = {
 }
 # mask bits: a field at fault (its index in CSV_FIELDS), or a required field missing (+ 8).
 MISSING_BIT = 8
+HOUR_FIELD = CSV_FIELDS.index("hour")
 
 RAW_COPY_SQL = "COPY usage_ingest_raw FROM STDIN WITH (FORMAT csv)"
 LOOKUP_DDL = """
@@ -448,23 +498,59 @@ CREATE TEMP TABLE usage_ingest_lookup (field smallint, raw text, value text) ON 
 
 
 def _raw_column(columns: dict[str, int], name: str) -> str:
-    return f"c{columns[name]}" if name in columns else "NULL::text"
+    # An empty quoted field ("") is an absent one, as in JSON and ``read_csv``.
+    return f"NULLIF(c{columns[name]}, '')" if name in columns else "NULL::text"
 
 
 def _csv_distinct_sql(columns: dict[str, int]) -> str:
-    """Every distinct value of each field (values in a plain spelling left out), one scan."""
+    """Every distinct value of each field (values in a plain spelling left out) and whether
+    some row lacks a required field, in one scan."""
     values = []
     for name in CSV_FIELDS:
         column = _raw_column(columns, name)
         if name in CSV_PLAIN:
             column = f"CASE WHEN {column} !~ '{CSV_PLAIN[name]}' THEN {column} END"
         values.append(f"{column} AS {name}")
-    sets = ", ".join(f"({name})" for name in CSV_FIELDS)
-    return (
-        f"SELECT GROUPING({', '.join(CSV_FIELDS)}), {', '.join(CSV_FIELDS)} "  # noqa: S608
-        f"FROM (SELECT {', '.join(values)} FROM usage_ingest_raw) AS v "
-        f"GROUP BY GROUPING SETS ({sets})"
+    values.append(
+        f"({' OR '.join(f'{_raw_column(columns, n)} IS NULL' for n in FIELDS)}) AS missing"
     )
+    names = (*CSV_FIELDS, "missing")
+    return (
+        f"SELECT GROUPING({', '.join(names)}), {', '.join(names)} "  # noqa: S608
+        f"FROM (SELECT {', '.join(values)} FROM usage_ingest_raw) AS v "
+        f"GROUP BY GROUPING SETS ({', '.join(f'({name})' for name in names)})"
+    )
+
+
+def _csv_values_sql(columns: dict[str, int]) -> str:
+    selected = ", ".join(f"{_raw_column(columns, name)} AS {name}" for name in CSV_FIELDS)
+    return f"SELECT row_no, line_no, {selected} FROM usage_ingest_raw"  # noqa: S608
+
+
+def _csv_rows_sql(columns: dict[str, int], judged: set[int]) -> str:
+    """The rows of a CSV batch whose values all passed, typed: ids and hours through the
+    verdicts on their values (a JSON object per field, ``%(verdicts_<n>)s``: a lookup in a
+    constant, so no join whose size the planner would have to guess), numbers in a plain
+    spelling as they are, absent optional fields as their defaults."""
+    typed = {}
+    for n, name in enumerate(CSV_FIELDS):
+        judged_value = f"(%(verdicts_{n})s::jsonb ->> v.{name})"
+        if n <= HOUR_FIELD:  # organization, GPU type, region, hour: always judged
+            typed[name] = judged_value
+        elif n in judged:
+            typed[name] = f"coalesce({judged_value}, v.{name})"
+        else:
+            typed[name] = f"v.{name}"
+    source = f"coalesce({typed['source']}, %(source)s)" if "source" in columns else "%(source)s"
+    return f"""(
+    SELECT v.row_no, v.line_no, {typed["organization"]}::bigint AS organization_id,
+           {typed["sku"]}::bigint AS sku_id, {typed["region"]}::bigint AS region_id,
+           {typed["reservation"]}::bigint AS reservation_id,
+           {typed["hour"]}::timestamptz AS hour, {source}::varchar(32) AS source,
+           {typed["gpu_hours"]}::numeric AS gpu_hours,
+           {typed["mean_utilization"]}::numeric AS mean_utilization
+    FROM ({_csv_values_sql(columns)}) AS v
+)"""  # noqa: S608
 
 
 def _csv_staging_sql(columns: dict[str, int]) -> str:
@@ -492,10 +578,9 @@ def _csv_staging_sql(columns: dict[str, int]) -> str:
         for n, name in enumerate(CSV_FIELDS)
         if name in columns
     )
-    selected = ", ".join(f"{_raw_column(columns, name)} AS {name}" for name in CSV_FIELDS)
     # Built from this module's constants and column numbers only (never a header's text).
     return f"""
-WITH v AS (SELECT row_no, line_no, {selected} FROM usage_ingest_raw),
+WITH v AS ({_csv_values_sql(columns)}),
 staged AS (
     INSERT INTO usage_ingest_staging (row_no, line_no, organization_id, sku_id, region_id,
                                       reservation_id, hour, source, gpu_hours,
@@ -515,12 +600,20 @@ SELECT count(*) FILTER (WHERE mask <> 0) FROM staged
 """  # noqa: S608
 
 
-def _csv_verdicts(rows: list[tuple], catalog: _Catalog) -> Iterator[tuple[int, str, str | None]]:
-    """(field index, raw value, value as the staging table takes it or None when invalid)."""
-    fields = len(CSV_FIELDS)
+def _csv_verdicts(
+    rows: list[tuple], catalog: _Catalog
+) -> tuple[list[tuple[int, str, str | None]], bool]:
+    """(field index, raw value, value as the staging table takes it or None when invalid) for
+    each distinct value, and whether some row lacks a required field."""
+    names = len(CSV_FIELDS) + 1
+    verdicts = []
+    missing = False
     for grouping, *values in rows:
-        n = next(n for n in range(fields) if not grouping & (1 << (fields - 1 - n)))
+        n = next(n for n in range(names) if not grouping & (1 << (names - 1 - n)))
         raw = values[n]
+        if n == len(CSV_FIELDS):
+            missing |= bool(raw)
+            continue
         if raw is None:
             continue
         name = CSV_FIELDS[n]
@@ -540,15 +633,24 @@ def _csv_verdicts(rows: list[tuple], catalog: _Catalog) -> Iterator[tuple[int, s
             found = _check_reservation(raw)[0]
         else:
             found = _check_source(raw)[0]
-        yield n, raw, None if found is None else str(found)
+        verdicts.append((n, raw, None if found is None else str(found)))
+    return verdicts, missing
 
 
-def _csv_stage(*, cursor, stream: BinaryIO, catalog: _Catalog, default_source: str) -> int:
-    """Fill the staging table from a CSV body; the number of rows. Raises
-    ``UsageBatchRejected`` when any row is bad, ``BatchFormatError`` for a malformed body."""
+def _csv_stage(
+    *,
+    cursor,
+    stream: BinaryIO,
+    catalog: _Catalog,
+    default_source: str,
+    references: _References,
+) -> tuple[int, str, dict[str, str]]:
+    """Copy a CSV body into the raw table and judge it: the number of rows, the SQL of its
+    typed rows and that SQL's parameters. Raises ``UsageBatchRejected`` when any row is bad,
+    ``BatchFormatError`` for a malformed body."""
     feed = CsvCopyFeed(stream)
     if feed.header is None:
-        return 0
+        return 0, "", {}
     columns = {name: index for index, name in enumerate(feed.header)}  # the last one wins
     cursor.execute(
         "CREATE TEMP TABLE usage_ingest_raw (row_no integer, line_no integer, "
@@ -563,37 +665,63 @@ def _csv_stage(*, cursor, stream: BinaryIO, catalog: _Catalog, default_source: s
         raise _copy_format_error(exc) from None
     received = feed.rows
     if not received:
-        return 0
+        return 0, "", {}
     cursor.execute(_csv_distinct_sql(columns))
-    verdicts = _csv_verdicts(cursor.fetchall(), catalog)
+    verdicts, missing = _csv_verdicts(cursor.fetchall(), catalog)
+    if missing or any(value is None for _n, _raw, value in verdicts):
+        _csv_reject(
+            cursor=cursor,
+            columns=columns,
+            verdicts=verdicts,
+            catalog=catalog,
+            default_source=default_source,
+            received=received,
+        )
+    by_field: dict[int, dict[str, str]] = {n: {} for n in range(len(CSV_FIELDS))}
+    for n, raw, value in verdicts:
+        by_field[n][raw] = value
+    kinds = (references.organizations, references.skus, references.regions)
+    for n, ids in enumerate(kinds):
+        ids.update(int(value) for value in by_field[n].values())
+    references.reservations = "reservation" in columns
+    params = {f"verdicts_{n}": json.dumps(values) for n, values in by_field.items()}
+    return received, _csv_rows_sql(columns, {n for n, _raw, _value in verdicts}), params
+
+
+def _csv_reject(
+    *,
+    cursor,
+    columns: dict[str, int],
+    verdicts: list[tuple[int, str, str | None]],
+    catalog: _Catalog,
+    default_source: str,
+    received: int,
+) -> None:
+    """Raise ``UsageBatchRejected`` for a CSV batch with a value at fault or a field missing:
+    every fault counted, the first rows at fault described by the JSON path's checks."""
     cursor.execute(LOOKUP_DDL)
     with cursor.copy("COPY usage_ingest_lookup FROM STDIN") as copy:
         for verdict in verdicts:
             copy.write_row(verdict)
+    cursor.execute(STAGING_DDL)
     cursor.execute(_csv_staging_sql(columns), {"source": default_source})
-    (bad_rows,) = cursor.fetchone()
-    if bad_rows:
-        cursor.execute(
-            "SELECT mask, count(*) FROM usage_ingest_staging WHERE mask <> 0 GROUP BY mask"
-        )
-        error_count = sum(mask.bit_count() * rows for mask, rows in cursor.fetchall())
-        names = [name for name in CSV_FIELDS if name in columns]
-        cursor.execute(
-            f"SELECT row_no, line_no, {', '.join(f'c{columns[name]}' for name in names)} "  # noqa: S608
-            "FROM usage_ingest_raw WHERE row_no = ANY(ARRAY("
-            "SELECT row_no FROM usage_ingest_staging WHERE mask <> 0 ORDER BY row_no LIMIT %s"
-            ")) ORDER BY row_no",
-            [MAX_ERRORS],
-        )
-        errors = _Errors()
-        for row, line, *values in cursor.fetchall():
-            fields = {name: value for name, value in zip(names, values, strict=True) if value}
-            _copy_row(row, line, fields, catalog, errors, default_source)
-        raise UsageBatchRejected(
-            errors=errors.items[:MAX_ERRORS], error_count=error_count, received=received
-        )
-    cursor.execute("DROP TABLE usage_ingest_raw, usage_ingest_lookup")
-    return received
+    cursor.execute("SELECT mask, count(*) FROM usage_ingest_staging WHERE mask <> 0 GROUP BY mask")
+    error_count = sum(mask.bit_count() * rows for mask, rows in cursor.fetchall())
+    names = [name for name in CSV_FIELDS if name in columns]
+    cursor.execute(
+        f"SELECT row_no, line_no, {', '.join(f'c{columns[name]}' for name in names)} "  # noqa: S608
+        "FROM usage_ingest_raw WHERE row_no = ANY(ARRAY("
+        "SELECT row_no FROM usage_ingest_staging WHERE mask <> 0 ORDER BY row_no LIMIT %s"
+        ")) ORDER BY row_no",
+        [MAX_ERRORS],
+    )
+    errors = _Errors()
+    for row, line, *values in cursor.fetchall():
+        fields = {name: value for name, value in zip(names, values, strict=True) if value}
+        _copy_row(row, line, fields, catalog, errors, default_source)
+    raise UsageBatchRejected(
+        errors=errors.items[:MAX_ERRORS], error_count=error_count, received=received
+    )
 
 
 def _copy_format_error(exc: psycopg.DataError) -> BatchFormatError:
@@ -633,17 +761,20 @@ class _AnnouncedLengthStream:
         return data
 
 
-def _python_stage(*, cursor, rows: Iterator[Row], catalog: _Catalog, default_source: str) -> int:
+def _python_stage(
+    *, cursor, rows: Iterator[Row], catalog: _Catalog, default_source: str, references: _References
+) -> int:
     """Fill the staging table from parsed records (JSON and NDJSON), each validated in Python
     as it arrives; the number of rows. Raises ``UsageBatchRejected`` when any row is bad."""
     errors = _Errors()
     received = 0
+    cursor.execute(STAGING_DDL)
     with cursor.copy(COPY_SQL) as copy:
         buffer: list[str] = []
         size = 0
         for row, line, fields in rows:
             received = row
-            text = _copy_row(row, line, fields, catalog, errors, default_source)
+            text = _copy_row(row, line, fields, catalog, errors, default_source, references)
             if text is None or errors.count:
                 continue  # after the first error, only validate (count the rest)
             buffer.append(text)
@@ -657,6 +788,34 @@ def _python_stage(*, cursor, rows: Iterator[Row], catalog: _Catalog, default_sou
     if errors.count:
         raise UsageBatchRejected(errors=errors.items, error_count=errors.count, received=received)
     return received
+
+
+def _lock_references(*, cursor, references: _References, catalog: _Catalog) -> None:
+    """Lock what the batch names FOR KEY SHARE: each one exists now and stays until commit.
+    The catalog was read before this transaction began; what went in between is refused."""
+    cursor.execute(
+        REFERENCES_LOCK_SQL,
+        {
+            "organizations": sorted(references.organizations),
+            "skus": sorted(references.skus),
+            "regions": sorted(references.regions),
+        },
+    )
+    found = cursor.fetchone()
+    kinds = (
+        ("organization", references.organizations, catalog.organizations, "organization"),
+        ("sku", references.skus, catalog.skus, "GPU type"),
+        ("region", references.regions, catalog.regions, "region"),
+    )
+    for (name, wanted, by_code, label), present in zip(kinds, found, strict=True):
+        gone = wanted - set(present)
+        if gone:
+            codes = sorted(code for code, pk in by_code.items() if pk in gone and code != str(pk))
+            raise ConflictError(
+                f"The {label} {codes[0]!r} was deleted while the batch was read; nothing was "
+                "written.",
+                field=name,
+            )
 
 
 def usage_ingest(
@@ -673,7 +832,8 @@ def usage_ingest(
     optional ``reservation`` (id), ``mean_utilization`` (0..1) and ``source`` (defaults to
     ``source_label``, else "metering"). Raises ``UsageBatchRejected`` (nothing written) when any
     row is invalid, ``DomainError`` when the body is not a batch or ends before ``length``
-    bytes (the Content-Length of an HTTP body).
+    bytes (the Content-Length of an HTTP body), ``ConflictError`` when something it names was
+    deleted while it was read.
     """
     if length is not None:
         stream = _AnnouncedLengthStream(stream, length)
@@ -687,45 +847,63 @@ def usage_ingest(
     if not SOURCE_PATTERN.match(default_source):
         raise DomainError("Letters, digits and . _ : - only, at most 32.", field="source")
     catalog = _Catalog()
-    errors = _Errors()
+    references = _References()
     with transaction.atomic(), connection.cursor() as cursor:
         # The batch is sorted to drop repeated keys: in memory rather than on disk.
         cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(STAGING_DDL)
         try:
             if fmt == "csv":
-                received = _csv_stage(
-                    cursor=cursor, stream=stream, catalog=catalog, default_source=default_source
+                received, rows, params = _csv_stage(
+                    cursor=cursor,
+                    stream=stream,
+                    catalog=catalog,
+                    default_source=default_source,
+                    references=references,
                 )
+                temporary = "usage_ingest_raw"
             else:
                 received = _python_stage(
                     cursor=cursor,
                     rows=read_rows(stream, fmt),
                     catalog=catalog,
                     default_source=default_source,
+                    references=references,
                 )
+                rows = temporary = "usage_ingest_staging"
+                params = {}
         except BatchFormatError as exc:
             transaction.set_rollback(True)
             raise DomainError(exc.message, field="body", line=exc.line) from None
         except UsageBatchRejected:
             transaction.set_rollback(True)
             raise
-        cursor.execute(RESERVATION_CHECK_SQL, [MAX_ERRORS])
-        bad = cursor.fetchall()
-        if bad:
-            for row, line, _reservation, message, _total in bad:
-                errors.add(row, line, "reservation", message)
-            transaction.set_rollback(True)
-            raise UsageBatchRejected(errors=errors.items, error_count=bad[0][4], received=received)
-        cursor.execute(LOCK_SQL, [ADVISORY_NAMESPACE])
-        cursor.execute(UPSERT_SQL, {"now": timezone.now()})
-        inserted, replaced, unchanged, _written, _rollups = cursor.fetchone()
+        if not received:
+            transaction.set_rollback(True)  # nothing to write; drops what the CSV path made
+            return IngestResult(received=0, inserted=0, replaced=0, unchanged=0)
+        params = {**params, "source": default_source, "limit": MAX_ERRORS}
+        _lock_references(cursor=cursor, references=references, catalog=catalog)
+        if references.reservations:
+            cursor.execute(RESERVATION_LOCK_SQL.format(rows=rows), params)
+            cursor.execute(RESERVATION_CHECK_SQL.format(rows=rows), params)
+            bad = cursor.fetchall()
+            if bad:
+                errors = _Errors()
+                for row, line, _reservation, message, _total in bad:
+                    errors.add(row, line, "reservation", message)
+                transaction.set_rollback(True)
+                raise UsageBatchRejected(
+                    errors=errors.items, error_count=bad[0][4], received=received
+                )
+        organizations = sorted(references.organizations)
+        # Sorted, so two batches never deadlock.
+        cursor.execute(LOCK_SQL, [ADVISORY_NAMESPACE, organizations])
+        cursor.execute(UPSERT_SQL.format(rows=rows), {**params, "now": timezone.now()})
+        inserted, replaced, unchanged = cursor.fetchone()
         if inserted or replaced:
-            cursor.execute("SELECT DISTINCT organization_id FROM usage_ingest_staging ORDER BY 1")
-            _alerts_after_ingest([organization_id for (organization_id,) in cursor.fetchall()])
+            _alerts_after_ingest(organizations)
         # ON COMMIT DROP only fires at the outermost commit; a caller's transaction may ingest
         # again before that.
-        cursor.execute("DROP TABLE usage_ingest_staging")
+        cursor.execute(f"DROP TABLE {temporary}")
     return IngestResult(
         received=received,
         inserted=inserted,
