@@ -25,7 +25,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Organization
-from portal.errors import ConflictError
+from portal.errors import ConflictError, DomainError
 from quotas import notify
 from quotas.models import CapacityPool, CapacityRequest, RequestCheck
 from quotas.workflow import RequestState
@@ -49,6 +49,7 @@ class ChecksContext:
 
     pool_id: int | None = None
     pool: CapacityPool | None = None  # that pool, with its SKU and region (for the quote)
+    candidates: list[CapacityPool] | None = None  # every acceptable pool, best first
     value: Decimal = Decimal("0")
     within_contract: bool = False
 
@@ -74,7 +75,7 @@ def check_capacity(capacity_request: CapacityRequest, ctx: ChecksContext) -> Che
     from quotas.selectors.availability import pool_earliest_start, pool_free_min_by_pool
     from quotas.services._base import candidate_pools
 
-    pools = candidate_pools(capacity_request)
+    pools = ctx.candidates = candidate_pools(capacity_request)
     count = capacity_request.gpu_count
     starts_at, ends_at = capacity_request.starts_at, capacity_request.ends_at
     free = pool_free_min_by_pool(pools=pools, starts_at=starts_at, ends_at=ends_at)
@@ -126,23 +127,62 @@ def check_capacity(capacity_request: CapacityRequest, ctx: ChecksContext) -> Che
     )
 
 
+def _quote_pool(capacity_request: CapacityRequest, ctx: ChecksContext) -> CapacityPool:
+    """The pool the request is priced in, as ``request_value`` picks it: the one the capacity
+    check chose, else the request's own, else the best acceptable one."""
+    from quotas.services._base import candidate_pools
+
+    if ctx.pool is not None:
+        capacity_request.pool = ctx.pool  # loaded with its SKU and region: no re-read
+    if capacity_request.pool_id:
+        return capacity_request.pool
+    pools = ctx.candidates if ctx.candidates is not None else candidate_pools(capacity_request)
+    if not pools:
+        raise DomainError(f"{capacity_request.sku} is no longer offered there.", field="region")
+    return pools[0]
+
+
 def check_contract(capacity_request: CapacityRequest, ctx: ChecksContext) -> CheckResult:
     from contracts.selectors import (
         contract_active_for,
         contract_rate_for,
         contract_remaining_commitment,
     )
-    from quotas.services.requests import request_value
+    from quotas.pricing import quote_price_from
 
     organization = capacity_request.organization
     at = capacity_request.starts_at or timezone.now()
     contract = contract_active_for(organization=organization, at=at)
+    if contract is not None:
+        contract.organization = organization  # loaded with the request: no re-read
+    # The contract's rate for what was asked; the quote reuses it when priced in that pool.
+    rate = (
+        contract_rate_for(
+            contract=contract, sku=capacity_request.sku_id, region=capacity_request.region_id
+        )
+        if contract is not None
+        else None
+    )
     if capacity_request.is_reservation:
-        if ctx.pool is not None:
-            capacity_request.pool = ctx.pool  # loaded with its SKU and region: no re-read
-        elif ctx.pool_id:
-            capacity_request.pool_id = ctx.pool_id
-        ctx.value = request_value(capacity_request)
+        # request_value(capacity_request), from the contract and rate read here.
+        pool = _quote_pool(capacity_request, ctx)
+        same_key = (pool.sku_id, pool.region_id) == (
+            capacity_request.sku_id,
+            capacity_request.region_id,
+        )
+        pool_rate = (
+            rate
+            if same_key or contract is None
+            else contract_rate_for(contract=contract, sku=pool.sku, region=pool.region)
+        )
+        ctx.value = quote_price_from(
+            sku=pool.sku,
+            gpu_count=capacity_request.gpu_count,
+            starts_at=capacity_request.starts_at,
+            ends_at=capacity_request.ends_at,
+            contract=contract,
+            contract_rate=pool_rate,
+        ).total
     if contract is None:
         return CheckResult(
             "contract",
@@ -159,9 +199,6 @@ def check_contract(capacity_request: CapacityRequest, ctx: ChecksContext) -> Che
     problems = []
     if capacity_request.ends_at is not None and capacity_request.ends_at.date() > contract.term_end:
         problems.append(f"the window runs past the contract's end ({contract.term_end})")
-    rate = contract_rate_for(
-        contract=contract, sku=capacity_request.sku, region=capacity_request.region
-    )
     if rate is None:
         problems.append(f"contract {contract.number} has no rate for {capacity_request.sku}")
     else:

@@ -20,6 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from accounts.models import Organization
+from contracts.models import Contract, ContractRate
 from contracts.selectors import contract_active_for, contract_rate_for
 from portal.errors import DomainError
 
@@ -95,6 +96,17 @@ def _fraction_to_decimal(value: Fraction) -> Decimal:
     )
 
 
+def _validate(gpu_count: int, starts_at: datetime, ends_at: datetime) -> None:
+    if not isinstance(gpu_count, int) or isinstance(gpu_count, bool) or gpu_count <= 0:
+        raise DomainError("Ask for at least one GPU.", field="gpu_count")
+    if ends_at <= starts_at:
+        raise DomainError("The end must be after the start.", field="ends_at")
+
+
+def _within_term(contract: Contract, ends_at: datetime) -> bool:
+    return ends_at <= datetime.combine(contract.term_end, time.min, UTC)
+
+
 def quote_price(
     *,
     organization: Organization,
@@ -112,23 +124,45 @@ def quote_price(
     currency. Otherwise the SKU's list price applies, in USD. See the module docstring for the
     rounding rule.
     """
-    if not isinstance(gpu_count, int) or isinstance(gpu_count, bool) or gpu_count <= 0:
-        raise DomainError("Ask for at least one GPU.", field="gpu_count")
-    if ends_at <= starts_at:
-        raise DomainError("The end must be after the start.", field="ends_at")
+    _validate(gpu_count, starts_at, ends_at)
+    contract = contract_active_for(organization=organization, at=starts_at)
+    contract_rate = None
+    if contract is not None and _within_term(contract, ends_at):
+        contract_rate = contract_rate_for(contract=contract, sku=sku, region=region)
+    return quote_price_from(
+        sku=sku,
+        gpu_count=gpu_count,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        contract=contract,
+        contract_rate=contract_rate,
+    )
 
+
+def quote_price_from(
+    *,
+    sku: GpuSku,
+    gpu_count: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    contract: Contract | None,
+    contract_rate: ContractRate | None,
+) -> Quote:
+    """``quote_price`` for a caller that has already read what it reads (no query):
+    ``contract`` is ``contract_active_for(organization, at=starts_at)`` and ``contract_rate``
+    that contract's ``contract_rate_for`` the SKU in the quoted region (None if either is
+    missing). The rate is used only when the window ends by the end of the contract's term,
+    as in ``quote_price``."""
+    _validate(gpu_count, starts_at, ends_at)
     currency, rate, source = LIST_CURRENCY, Decimal(sku.list_price_per_gpu_hour), Quote.SOURCE_LIST
     contract_id = contract_number = None
-    contract = contract_active_for(organization=organization, at=starts_at)
-    if contract is not None and ends_at <= datetime.combine(contract.term_end, time.min, UTC):
-        contract_rate = contract_rate_for(contract=contract, sku=sku, region=region)
-        if contract_rate is not None:
-            currency, rate = contract.currency, Decimal(contract_rate.price_per_gpu_hour)
-            source, contract_id, contract_number = (
-                Quote.SOURCE_CONTRACT,
-                contract.pk,
-                contract.number,
-            )
+    if contract is not None and contract_rate is not None and _within_term(contract, ends_at):
+        currency, rate = contract.currency, Decimal(contract_rate.price_per_gpu_hour)
+        source, contract_id, contract_number = (
+            Quote.SOURCE_CONTRACT,
+            contract.pk,
+            contract.number,
+        )
 
     gpu_hours = gpu_hours_exact(gpu_count=gpu_count, starts_at=starts_at, ends_at=ends_at)
     return Quote(
