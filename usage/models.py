@@ -50,11 +50,27 @@ class UsageRecord(models.Model):
     # nothing reads records by GPU type or region alone (history reads the rollups), so
     # deleting a GPU type or region (refused anyway while usage names it) may scan the table.
     # Records with a reservation are few: a partial index serves the reservation's PROTECT.
+    #
+    # No foreign-key constraints either (db_constraint=False): checking them cost each batch
+    # one lookup per row and key at commit. What they guaranteed holds without them
+    # (docs/usage.md, "Why the hourly table has no foreign-key constraints"): the ingest, the
+    # only writer, resolves every id from the catalog and locks those rows FOR KEY SHARE in its
+    # transaction; PROTECT still refuses an ORM delete; and every record has daily and monthly
+    # rollup rows naming the same organization, GPU type, region and reservation, whose
+    # foreign keys make the database refuse any other delete.
     organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
-    sku = models.ForeignKey(GpuSku, on_delete=models.PROTECT, related_name="+", db_index=False)
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
+    sku = models.ForeignKey(
+        GpuSku, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    region = models.ForeignKey(
+        Region, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     reservation = models.ForeignKey(
         Reservation,
         null=True,
@@ -62,6 +78,7 @@ class UsageRecord(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     hour = models.DateTimeField(help_text="Start of the UTC hour [hour, hour + 1h).")
     gpu_hours = models.DecimalField(max_digits=12, decimal_places=GPU_HOURS_DECIMALS)

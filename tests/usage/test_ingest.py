@@ -137,8 +137,9 @@ def test_each_field_is_validated(catalog, change, field):
     assert UsageRecord.objects.unscoped_for_staff().count() == 0
 
 
+@pytest.mark.parametrize("content_type", list(ENCODERS))
 def test_reservation_must_be_the_organizations_and_match_sku_region_and_hour(
-    catalog, reservation, other_org, a100
+    catalog, reservation, other_org, a100, content_type
 ):
     inside = reservation.starts_at
     good = record(hour=inside, reservation=reservation.pk)
@@ -150,10 +151,10 @@ def test_reservation_must_be_the_organizations_and_match_sku_region_and_hour(
     ]
     for bad in cases:
         with pytest.raises(UsageBatchRejected) as rejected:
-            ingest([good, bad])
+            ingest([good, bad], content_type)
         assert [(e["row"], e["field"]) for e in rejected.value.errors] == [(2, "reservation")]
     assert UsageRecord.objects.unscoped_for_staff().count() == 0
-    assert ingest([good]).inserted == 1
+    assert ingest([good], content_type).inserted == 1
 
 
 def test_organization_by_id_or_slug(catalog):
@@ -249,22 +250,28 @@ BATCH = st.lists(
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(batches=st.lists(BATCH, min_size=1, max_size=4))
-def test_rollups_equal_raw_sums_after_random_ingests(catalog, batches):
+@given(
+    batches=st.lists(BATCH, min_size=1, max_size=4),
+    content_types=st.lists(st.sampled_from(list(ENCODERS)), min_size=2, max_size=2),
+)
+def test_rollups_equal_raw_sums_after_random_ingests(catalog, batches, content_types):
+    """In every format (CSV is typed by another path than JSON and NDJSON)."""
     with transaction.atomic():
         for batch in batches:
             ingest(
                 [
                     record(org=o, sku=s, region=r, hour=h, source=src, gpu_hours=str(v))
                     for (o, s, r, h, src), v in batch
-                ]
+                ],
+                content_types[0],
             )
             # Re-ingesting a prefix of the same batch must not drift the rollups either.
             ingest(
                 [
                     record(org=o, sku=s, region=r, hour=h, source=src, gpu_hours=str(v))
                     for (o, s, r, h, src), v in batch[: len(batch) // 2]
-                ]
+                ],
+                content_types[1],
             )
         assert rollups_match_raw() == ([], [])
         transaction.set_rollback(True)

@@ -14,7 +14,7 @@ from usage.models import UsageRecord
 from usage.parsers import CHUNK_SIZE
 from usage.services import UsageBatchRejected, usage_ingest
 
-from .conftest import JAN, as_csv, hours, ingest, record, table_state
+from .conftest import JAN, as_csv, hours, ingest, record, rollups_match_raw, table_state
 
 pytestmark = pytest.mark.django_db
 
@@ -221,3 +221,44 @@ def test_utc_offsets_are_stored_as_utc_hours(catalog):
     assert UsageRecord.objects.for_organization(catalog).get().hour == datetime(
         2026, 1, 1, tzinfo=UTC
     )
+
+
+def test_an_empty_quoted_field_is_an_absent_one(catalog):
+    """ "" is what many writers put for a missing value: optional fields take their default,
+    required ones are reported missing, as an absent key is in JSON."""
+    body = (
+        "organization,sku,region,hour,gpu_hours,mean_utilization,reservation,source\n"
+        'acme,h100-sxm,us-east-1,2026-01-01T00:00:00Z,7.5,"","",""\n'
+    )
+    assert ingest_csv(body).inserted == 1
+    assert stored_hours(catalog) == [(JAN, Decimal("7.5"), None, "metering")]
+
+    errors, count = rejected_errors(body.replace("Z,7.5", 'Z,""').replace("acme", '""'))
+    assert count == 2
+    assert errors == [
+        (1, 2, "organization", "This field is required."),
+        (1, 2, "gpu_hours", "This field is required."),
+    ]
+
+
+def test_fresh_and_stored_series_in_one_batch(catalog):
+    """One series moves forward (nothing stored from its first hour on: plain insert), another
+    overlaps what is stored (upserted): counts and rollups as if each row were upserted."""
+    ingest([record(hour=h, gpu_hours="2") for h in hours(JAN, 6)])
+    body = HEADER + "".join(
+        [f"acme,h100-sxm,us-east-1,{h.isoformat()},3\n" for h in hours(JAN + timedelta(hours=4), 4)]
+        + [f"globex,h100-sxm,us-east-1,{h.isoformat()},5\n" for h in hours(JAN, 3)]
+        + ["acme,h100-sxm,us-east-1,2026-01-01T05:00:00+00:00,2\n"]  # same as stored: last wins
+    )
+
+    result = ingest_csv(body)
+
+    assert result.as_dict() == {
+        "received": 8,
+        "inserted": 5,  # acme 06:00 and 07:00, globex 00:00 to 02:00
+        "replaced": 1,  # acme 04:00
+        "unchanged": 1,  # acme 05:00 (its later row is the stored figure)
+        "duplicates": 1,
+    }
+    assert rollups_match_raw() == ([], [])
+    assert [gpu for _, gpu, _, _ in stored_hours(catalog)] == [2, 2, 2, 2, 3, 2, 3, 3]
