@@ -94,6 +94,9 @@ class PortalReadOnlyViewSet(PortalAPIMixin, viewsets.ReadOnlyModelViewSet):
     pass
 
 
+_NOT_READ = object()
+
+
 def organization_access_for_request(request: Request, *, slug: str) -> OrganizationAccess:
     """The caller's access to the organization named in the URL (404 when it has none)."""
     api_key: ApiKey | None = api_key_of(request)
@@ -101,15 +104,18 @@ def organization_access_for_request(request: Request, *, slug: str) -> Organizat
         organization = api_key.organization
         if organization is None or organization.slug != slug:
             raise exceptions.NotFound("No such organization.")
-        # The key's organization came with the key: only the user's role is read (every time,
-        # so a member removed loses the API at once). A key carries its user's tenant role,
-        # never provider staff powers.
-        role = (
-            Membership.objects.for_organization(organization)
-            .filter(user_id=request.user.pk)
-            .values_list("role", flat=True)
-            .first()
-        )
+        # The key's organization and its user's role there came with the key, read in the same
+        # statement on every request (a member removed loses the API at once). A key carries
+        # its user's tenant role, never provider staff powers.
+        role = getattr(api_key, "member_role", _NOT_READ)
+        if role is _NOT_READ:  # a key not loaded by api_key_authenticate
+            role = (
+                Membership.objects.for_organization(organization)
+                .filter(user_id=request.user.pk)
+                .order_by()
+                .values_list("role", flat=True)
+                .first()
+            )
         if role is None:
             raise exceptions.AuthenticationFailed(
                 "The user this API key acts for is no longer a member of its organization."

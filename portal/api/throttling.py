@@ -5,8 +5,9 @@ read at request time, so tests and deployments change them without re-importing 
 live in the default cache, whose key prefix is per test worker. ``API_THROTTLE_ENABLED = False``
 switches them off (tests that do not test throttling).
 
-Each credential has one counter per window of the rate's duration, incremented atomically
-(one Redis round trip per request, plus one to read the previous window's counter). A request
+Each credential has one counter per window of the rate's duration, incremented atomically;
+one Redis round trip per request creates it (with its expiry) if missing, increments it and
+reads the previous window's counter. A request
 is allowed while ``current + previous x (share of the previous window still inside the last
 duration)`` stays below the rate: a sliding window, estimated from two counters. DRF's own
 throttle keeps the list of every request's time in the window and rewrites it on each request,
@@ -19,6 +20,7 @@ import math
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
 from .authentication import api_key_of
@@ -46,10 +48,10 @@ class _SettingsRateThrottle(SimpleRateThrottle):
         now = self.timer()
         window = int(now // self.duration)
         current_key, previous_key = f"{key}:{window}", f"{key}:{window - 1}"
-        current = _increment(current_key, timeout=2 * self.duration)
-        if current is None:  # the cache is down: throttling pauses (the cache fails open)
+        counts = _count(current_key, previous_key, timeout=2 * self.duration)
+        if counts is None:  # the cache is down: throttling pauses (the cache fails open)
             return True
-        previous = cache.get(previous_key, 0) or 0
+        current, previous = counts
         elapsed = now - window * self.duration
         weight = 1 - elapsed / self.duration
         if current + previous * weight <= self.num_requests:
@@ -74,6 +76,26 @@ class _SettingsRateThrottle(SimpleRateThrottle):
 
     def wait(self) -> float | None:
         return math.ceil(self.wait_seconds) if self.wait_seconds is not None else None
+
+
+def _count(current_key: str, previous_key: str, *, timeout: int) -> tuple[int, int] | None:
+    """(this window's counter after adding one, the previous window's counter), or None when
+    the cache is down. On Redis one round trip: create the counter with its expiry if missing,
+    increment it, read the previous one."""
+    client = getattr(cache, "client", None)
+    if not hasattr(client, "get_client"):  # not django-redis (local memory in development)
+        current = _increment(current_key, timeout=timeout)
+        return None if current is None else (current, cache.get(previous_key, 0) or 0)
+    key = cache.make_key(current_key)
+    try:
+        pipeline = client.get_client(write=True).pipeline(transaction=False)
+        pipeline.set(key, 0, ex=timeout, nx=True)
+        pipeline.incr(key)
+        pipeline.get(cache.make_key(previous_key))
+        _, current, previous = pipeline.execute()
+    except RedisError:
+        return None
+    return current, int(previous or 0)
 
 
 def _increment(key: str, *, timeout: int) -> int | None:

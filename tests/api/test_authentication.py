@@ -94,6 +94,33 @@ def test_last_use_is_recorded_at_most_once_a_minute(org_key, django_assert_num_q
     assert ApiKey.all_objects.get(pk=org_key.api_key.pk).last_used_at == later
 
 
+def _fields(instance):
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+def test_key_lookup_loads_what_select_related_would(org_key, owner):
+    api_key = api_key_authenticate(raw=org_key.key)
+    expected = ApiKey.all_objects.select_related("organization", "created_by").get(
+        pk=org_key.api_key.pk
+    )
+    for loaded, wanted in (
+        (api_key, expected),
+        (api_key.organization, expected.organization),
+        (api_key.created_by, expected.created_by),
+    ):
+        assert type(loaded) is type(wanted)
+        assert _fields(loaded) == _fields(wanted)
+        assert not loaded._state.adding and loaded._state.db == "default"
+    assert api_key.member_role == "owner"
+
+
+def test_provider_key_lookup_has_no_organization_or_role(ingest_key, superuser):
+    api_key = api_key_authenticate(raw=ingest_key.key)
+    assert api_key.organization is None
+    assert api_key.created_by == superuser
+    assert api_key.member_role is None
+
+
 def test_session_authenticates_and_enforces_csrf_on_writes(owner, org):
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(owner)

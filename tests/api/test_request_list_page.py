@@ -1,12 +1,16 @@
 """The request list page: the same body as DRF's own serialization of each row, with a fixed
 number of queries (the pools and alternatives of a page are read once for the page)."""
 
-from datetime import timedelta
+import random
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework import serializers
 
+from quotas.api.request_list import _instant, _is_utc
 from quotas.api.requests import CapacityRequestSerializer
 from quotas.checks import capacity_request_run_checks
 from quotas.models import CapacityRequest
@@ -28,11 +32,17 @@ class DrfSerializer(CapacityRequestSerializer):
 
 
 def varied_requests(org, member, owner, pool, account_manager):
-    """Drafts, a quota increase, alternatives, a counter-offer, an approval with its quote."""
+    """Drafts (in two SKUs and regions), a quota increase, alternatives, a counter-offer, an
+    approval with its quote."""
     other_sku = GpuSkuFactory(code="h200-sxm", name="H200 SXM")
     west = RegionFactory(code="us-west-2")
     CapacityPoolFactory(sku=pool.sku, region=west)
+    CapacityPoolFactory(sku=other_sku, region=west)
     start = soon(9)
+    capacity_request_create(
+        organization=org, actor=owner, sku=other_sku, region=west, gpu_count=8,
+        starts_at=start + timedelta(days=3), ends_at=start + timedelta(days=4), submit=False,
+    )  # fmt: skip
     capacity_request_create(
         organization=org, actor=member, sku=pool.sku, region=pool.region, gpu_count=8,
         starts_at=start, ends_at=start + timedelta(days=2), alternative_skus=[other_sku],
@@ -78,12 +88,109 @@ def _json(data):
     return json.loads(json.dumps(data, cls=JSONEncoder))
 
 
-def test_list_page_takes_five_queries(org, member, owner, pool, account_manager, org_key):
+def test_list_page_takes_three_queries(org, member, owner, pool, account_manager, org_key):
     varied_requests(org, member, owner, pool, account_manager)
     client = bearer(org_key.key)
     client.get("/api/v1/orgs/acme/requests/")  # the key's first use records it
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/api/v1/orgs/acme/requests/?page_size=50")
     assert response.status_code == 200
-    # key, role, count, page, and the page's pools and alternatives
-    assert len(queries) == 5, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+    # the key with its organization, user and role; the count; the page with what it names
+    assert len(queries) == 3, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+
+
+def _expected(queryset):
+    return [dict(row) for row in _json([DrfSerializer(row).data for row in queryset])]
+
+
+@pytest.mark.parametrize(
+    ("query", "narrow", "ordering"),
+    [
+        ("state=draft", {"state": "draft"}, ("-created_at", "-pk")),
+        ("state=draft&state=approved", {"state__in": ["draft", "approved"]},
+         ("-created_at", "-pk")),
+        ("sku=h200-sxm", {"sku__code": "h200-sxm"}, ("-created_at", "-pk")),
+        ("kind=quota_increase", {"kind": "quota_increase"}, ("-created_at", "-pk")),
+        ("ordering=starts_at", {}, ("starts_at", "pk")),
+        ("ordering=-decision_due_at", {}, ("-decision_due_at", "-pk")),
+        ("region=us-east-1&ordering=state_changed_at", {"region__code": "us-east-1"},
+         ("state_changed_at", "pk")),
+        ("created_after=2000-01-01T00:00:00Z", {"created_at__gte": "2000-01-01T00:00:00Z"},
+         ("-created_at", "-pk")),
+    ],
+)  # fmt: skip
+def test_filtered_and_ordered_pages_are_what_drf_would_render(
+    org, member, owner, pool, account_manager, org_key, query, narrow, ordering
+):
+    varied_requests(org, member, owner, pool, account_manager)
+    rows = CapacityRequest.objects.for_organization(org).filter(**narrow).order_by(*ordering)
+    assert rows.exists()  # each case selects something to compare
+    body = bearer(org_key.key).get(f"/api/v1/orgs/acme/requests/?{query}").json()
+    assert body["count"] == rows.count()
+    assert body["results"] == _expected(rows)
+
+
+def test_pages_link_to_each_other_and_out_of_range_is_404(
+    org, member, owner, pool, account_manager, org_key
+):
+    varied_requests(org, member, owner, pool, account_manager)
+    client = bearer(org_key.key)
+    rows = list(CapacityRequest.objects.for_organization(org).order_by("-created_at", "-pk"))
+    assert len(rows) >= 3
+    first = client.get("/api/v1/orgs/acme/requests/?page_size=2").json()
+    second = client.get(first["next"].removeprefix("http://testserver")).json()
+    assert first["count"] == second["count"] == len(rows)
+    assert first["previous"] is None and second["previous"].endswith("page_size=2")
+    assert first["results"] + second["results"] == _expected(rows[:4])
+    missing = client.get("/api/v1/orgs/acme/requests/?page_size=2&page=99")
+    assert missing.status_code == 404
+    assert missing["Content-Type"].startswith("application/problem+json")
+    bad = client.get("/api/v1/orgs/acme/requests/?state=nonsense")
+    assert bad.status_code == 400
+    assert "state" in bad.content.decode()
+
+
+def test_an_empty_list_has_a_first_page(org_key):
+    body = bearer(org_key.key).get("/api/v1/orgs/acme/requests/").json()
+    assert body == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_the_page_is_the_same_without_prepared_statements(
+    org, member, owner, pool, account_manager, org_key, monkeypatch
+):
+    """Behind a transaction pooler (DISABLE_SERVER_SIDE_CURSORS) statements are not prepared."""
+    varied_requests(org, member, owner, pool, account_manager)
+    client = bearer(org_key.key)
+    prepared = client.get("/api/v1/orgs/acme/requests/?state=draft&state=approved").content
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    with CaptureQueriesContext(connection) as queries:
+        plain = client.get("/api/v1/orgs/acme/requests/?state=draft&state=approved").content
+    assert plain == prepared
+    assert "$1" not in queries.captured_queries[-1]["sql"]  # bound by the client this time
+
+
+INSTANTS = [
+    datetime(2026, 11, 3, 10, 0, tzinfo=UTC),
+    datetime(2026, 11, 3, 10, 0, 0, 1, tzinfo=UTC),
+    datetime(2026, 11, 3, 10, 0, 0, 120000, tzinfo=UTC),
+    datetime(2026, 11, 3, 10, 0, 0, 999999, tzinfo=UTC),
+    datetime(2000, 1, 1, tzinfo=UTC),
+    datetime(2199, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+    datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC),  # the hour Paris moves its clocks
+    *(
+        datetime(2000, 1, 1, tzinfo=UTC)
+        + timedelta(microseconds=random.Random(n).randrange(6 * 10**15))
+        for n in range(200)
+    ),
+]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/St_Johns"])
+def test_instants_read_as_text_are_what_drf_writes(db, zone):
+    field = serializers.DateTimeField()
+    with timezone.override(zone), connection.cursor() as cursor:
+        current = timezone.get_current_timezone()
+        for value in INSTANTS:
+            cursor.execute("SELECT %s::timestamptz::text", [value])
+            text = cursor.fetchone()[0]
+            assert _instant(text, _is_utc(current), current) == field.to_representation(value)

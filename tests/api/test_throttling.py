@@ -62,3 +62,35 @@ def test_the_previous_window_still_counts_and_refusals_do_not(throttled, org_key
     assert client.get("/api/v1/me/").status_code == 429  # 2 + 3 x 0.5 > 3
     now[0] += 29
     assert client.get("/api/v1/me/").status_code == 200
+
+
+def test_each_window_counter_expires(throttled, org_key):
+    from django.core.cache import cache
+
+    bearer(org_key.key).get("/api/v1/me/")
+    redis = cache.client.get_client(write=True)
+    keys = redis.keys(cache.make_key(f"throttle:api_key:{org_key.api_key.pk}:*"))
+    assert len(keys) == 1
+    assert 0 < redis.ttl(keys[0]) <= 120  # two windows of a minute
+
+
+def test_throttling_counts_in_a_local_memory_cache_too(throttled, org_key, settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"}
+    }
+    client = bearer(org_key.key)
+    assert [client.get("/api/v1/me/").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_calls_go_on_while_redis_is_down(throttled, org_key, settings):
+    from tests.portal.conftest import closed_loopback_port
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "portal.cache.FailOpenRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_loopback_port()}/0",
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.5},
+        }
+    }
+    client = bearer(org_key.key)
+    assert all(client.get("/api/v1/me/").status_code == 200 for _ in range(5))
