@@ -55,43 +55,24 @@ def contract_consumed_spend(*, contract: Contract, now: datetime | None = None) 
     (reservation charges and usage, ``contracts.charges``) of the contract's term up to now.
 
     A draft contract has consumed nothing; a contract's term ends consumption at its end.
-    The sum of ``spend.contract_spend_lines``, read leaner: usage as those lines price it,
-    the reservations' charges summed in the database (``reservation_charges_total``).
+    The sum of ``spend.contract_spend_lines``, without building the lines: usage and the
+    reservations' charges are each summed per line as those lines price them (three queries,
+    one row back per month and usage key; ``tests/contracts/test_charges_total.py``).
     """
-    from usage.costing import usage_cost_days_and_months
+    from usage.costing import usage_charges_total
 
-    from ..charges import (
-        ChargeSource,
-        charge_lines_from,
-        lines_total,
-        reservation_charges_total,
-    )
-    from .spend import _term_window, day_after_last, month_start, utc_midnight
+    from ..charges import reservation_charges_total
+    from .spend import _term_window, day_after_last
 
     if contract.status == Contract.Status.DRAFT:
         return Decimal("0.00")
     start, end = _term_window(contract, now or timezone.now())
     if end <= start:
         return Decimal("0.00")
-    # The months the window starts or ends inside of are read day by day, the others from the
-    # monthly rollups (as ``spend._spend_source`` reads them).
-    end_utc = end.astimezone(UTC)
-    split = set()
-    if start.day != 1:
-        split.add(month_start(start.date()))
-    if end_utc != utc_midnight(month_start(end_utc.date())):
-        split.add(month_start(end_utc.date()))
-    usage = usage_cost_days_and_months(
-        organization=contract.organization_id,
-        start=start.date(),
-        end=day_after_last(end),
-        daily_from=date.max,
-        daily_months=split,
-    )
-    source = ChargeSource(start=start, end=end, usage_days=usage, reservations=[])
-    return lines_total(charge_lines_from(source, start=start, end=end)) + (
-        reservation_charges_total(organization=contract.organization_id, start=start, end=end)
-    )
+    organization = contract.organization_id
+    return usage_charges_total(
+        organization=organization, start=start.date(), end=day_after_last(end)
+    ) + reservation_charges_total(organization=organization, start=start, end=end)
 
 
 def contract_remaining_commitment(*, contract: Contract, now: datetime | None = None) -> Decimal:

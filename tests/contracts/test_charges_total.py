@@ -16,6 +16,7 @@ from contracts.selectors import contract_consumed_spend
 from contracts.selectors.spend import contract_spend_lines
 from quotas.workflow import ReservationState
 from tests.factories import ContractFactory
+from usage.costing import usage_charges_total
 
 from .conftest import at, make_reservation
 from .test_costing_fast_path import history  # noqa: F401  (fixture)
@@ -112,6 +113,24 @@ def test_reservation_charges_total_refuses_a_start_that_is_not_midnight(org):
 def test_consumed_spend_equals_the_sum_of_the_spend_lines(history, reservations, now):  # noqa: F811
     expected = lines_total(contract_spend_lines(contract=history, now=now))
     assert contract_consumed_spend(contract=history, now=now) == expected
+
+
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        (at(2025, 9, 1), at(2026, 8, 1)),
+        (at(2025, 10, 1), at(2026, 7, 15)),
+        (at(2026, 3, 17), at(2026, 5, 21)),
+        (at(2026, 5, 20), at(2026, 5, 21)),
+        (at(2027, 1, 1), at(2027, 2, 1)),
+    ],
+)
+def test_usage_charges_total_equals_the_sum_of_the_lines(org, history, start, end):  # noqa: F811
+    lines = charge_lines(organization=org, start=start, end=end)
+    expected = lines_total(line for line in lines if line.kind != Kind.RESERVATION)
+    assert expected or start.year == 2027
+    got = usage_charges_total(organization=org, start=start.date(), end=end.date())
+    assert got == expected
 
 
 def test_a_draft_contract_has_consumed_nothing(org, reservations):
