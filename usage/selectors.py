@@ -210,8 +210,8 @@ def usage_aggregate_rows(
 
     One statement written out rather than built by the ORM: the usage history is the hottest
     read of the API, and composing the grouped query cost more CPU than PostgreSQL spends on
-    it (an index range scan of ``usage_monthly_org_month`` or ``usage_daily_org_day``, a
-    dozen rows a month). It names the organization like ``for_organization`` does.
+    it (an index scan of the organization's rollups, a few dozen rows a year of months). It
+    names the organization like ``for_organization`` does.
     """
     groups = _check_groups(group_by)
     if granularity == "month":
@@ -225,6 +225,7 @@ def usage_aggregate_rows(
     org_id = organization if isinstance(organization, int) else organization.pk
     if org_id is None:
         raise ValueError("usage_aggregate_rows() needs a saved organization.")
+    quote = connection.ops.quote_name
     columns, joins, keys = [f"r.{bucket}"], [], [f"r.{bucket}"]
     for key in groups:
         column, catalog, alias = _AGGREGATE_GROUPS[key]
@@ -233,11 +234,11 @@ def usage_aggregate_rows(
             columns.append(f"r.{column}")
         else:
             columns.append(f"{alias}.code")
-            joins.append(f'JOIN "{catalog}" {alias} ON {alias}.id = r.{column}')
+            joins.append(f"JOIN {quote(catalog)} {alias} ON {alias}.id = r.{column}")
     # Only names of this module and the models go into the text; the values are parameters.
     sql = (
         f"SELECT {', '.join(columns)}, SUM(r.gpu_hours), SUM(r.record_count)"  # noqa: S608
-        f' FROM "{table}" r {" ".join(joins)}'
+        f" FROM {quote(table)} r {' '.join(joins)}"
         f" WHERE r.organization_id = %s AND r.{bucket} >= %s AND r.{bucket} < %s"
         f" GROUP BY {', '.join(keys + columns[1:])} ORDER BY {', '.join(keys)}"
     )
