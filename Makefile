@@ -61,7 +61,7 @@ lock:
 
 # Fleet-scale benchmark (docs/performance.md): seeds or reuses a database of its own
 # (portal_bench, or portal_bench_quick with --quick; BENCH_DATABASE_URL overrides), starts
-# gunicorn and a Celery worker on loopback (Redis DB 13; BENCH_REDIS_URL overrides), drives them
+# gunicorn and Celery workers on loopback (Redis DB 13; BENCH_REDIS_URL overrides), drives them
 # with locust, prints one table and writes it to bench/results/. BENCH_ARGS="--quick": minutes.
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
