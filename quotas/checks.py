@@ -297,11 +297,30 @@ def capacity_request_run_checks(*, request_id: int) -> bool:
     # Visible as "checking" from here on; a crash before the next commit leaves it there for
     # the sweeper to re-dispatch.
     with transaction.atomic():
-        capacity_request = request_lock(request_id)
-        if capacity_request.state != S.CHECKING:
-            return False
+        if not _relock_unchanged(capacity_request):
+            capacity_request = request_lock(request_id)
+            if capacity_request.state != S.CHECKING:
+                return False
         _decide(capacity_request)
     return True
+
+
+def _relock_unchanged(capacity_request: CapacityRequest) -> bool:
+    """Lock the request's row again; True when it is still as the first step left it (in
+    ``checking``, same version and last update: every write that matters bumps both), so the
+    object in hand is current and need not be read again with its related rows."""
+    row = (
+        CapacityRequest.objects.unscoped_for_staff()
+        .select_for_update()
+        .filter(pk=capacity_request.pk)
+        .values_list("state", "version", "updated_at")
+        .first()
+    )
+    return row is not None and row == (
+        S.CHECKING,
+        capacity_request.version,
+        capacity_request.updated_at,
+    )
 
 
 def _decide(capacity_request: CapacityRequest) -> None:
