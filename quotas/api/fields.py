@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
@@ -75,32 +76,54 @@ class FrozenQuoteSerializer(serializers.Serializer):
 def offer_representation(**values) -> dict:
     """``OfferSerializer``'s output from its values by field name (instants may come as
     ISO text already: DRF's DateTimeField passes text through)."""
-    fields = _nested("offer", OfferSerializer).fields
-    return {name: _nullable(field, values[name]) for name, field in fields.items()}
+    return {name: represent(values[name]) for name, represent in _plan("offer", OfferSerializer)}
 
 
 def quote_representation(**values) -> dict:
     """``FrozenQuoteSerializer``'s output from its values by field name."""
-    fields = _nested("quote", FrozenQuoteSerializer).fields
-    return {name: _nullable(field, values[name]) for name, field in fields.items()}
+    plan = _plan("quote", FrozenQuoteSerializer)
+    return {name: represent(values[name]) for name, represent in plan}
 
 
-# The nested serializers are built once, not once per row (DRF deep-copies a serializer's
-# fields each time one is built); their fields keep no per-request state.
-_NESTED: dict[str, serializers.Serializer] = {}
+# The nested serializers' fields are built once, not once per row (DRF deep-copies a
+# serializer's fields each time one is built); they keep no per-request state.
+_PLANS_BY_NAME: dict[str, tuple[tuple[str, Callable[[object], object]], ...]] = {}
 
 
-def _nested(name: str, serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
-    serializer = _NESTED.get(name)
-    if serializer is None:
-        serializer = _NESTED[name] = serializer_class()
-        serializer.fields  # noqa: B018 (built now, once)
-    return serializer
+def _plan(
+    name: str, serializer_class: type[serializers.Serializer]
+) -> tuple[tuple[str, Callable[[object], object]], ...]:
+    plan = _PLANS_BY_NAME.get(name)
+    if plan is None:
+        fields = serializer_class().fields
+        plan = _PLANS_BY_NAME[name] = tuple(
+            (field_name, _representer(field)) for field_name, field in fields.items()
+        )
+    return plan
 
 
-def _nullable(field: serializers.Field, value):
-    """A field's representation as a serializer gives it (None stays None)."""
-    return None if value is None else field.to_representation(value)
+def _representer(field: serializers.Field) -> Callable[[object], object]:
+    """The field's representation as a serializer gives it (None stays None)."""
+    if (
+        type(field) is serializers.DecimalField
+        and getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
+        and not field.localize
+        and not field.normalize_output
+        and field.decimal_places is not None
+    ):
+        places, max_digits = -field.decimal_places, field.max_digits
+
+        def decimal_text(value):
+            # A numeric column of the field's scale gives Decimals with exactly its places:
+            # DRF would quantize them to themselves (and copy a decimal context each time).
+            if type(value) is Decimal:
+                _, digits, exponent = value.as_tuple()
+                if exponent == places and (max_digits is None or len(digits) <= max_digits):
+                    return format(value, "f")
+            return None if value is None else field.to_representation(value)
+
+        return decimal_text
+    return lambda value: None if value is None else field.to_representation(value)
 
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)

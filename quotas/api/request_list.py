@@ -17,6 +17,7 @@ are, a filtered one adds ``id IN (<the filtered queryset's ids>)``, compiled by 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -28,6 +29,7 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from portal.api.prepared import prepared_cursor
+from portal.api.renderers import EncodedJSON
 from quotas.models import CapacityPool, CapacityRequest, GpuSku, Region
 
 from .fields import offer_representation, quote_representation
@@ -149,7 +151,8 @@ def _order_by(ordering: Sequence[str]) -> str:
 
 
 class RequestListRows:
-    """What the paginator pages: ``count()`` and a slice of rows as the API shows them.
+    """What the paginator pages: ``count()`` and a slice of rows as the API shows them,
+    encoded (``portal.api.renderers``).
 
     ``queryset`` is the organization's requests after the view's filter backends; its filters
     (when there are any beyond the organization) and its ordering are applied here.
@@ -157,8 +160,16 @@ class RequestListRows:
 
     ordered = True  # the ordering always ends with the primary key (StableOrderingFilter)
 
-    def __init__(self, *, organization: Organization, queryset: QuerySet[CapacityRequest]):
-        base = CapacityRequest.objects.for_organization(organization)
+    def __init__(
+        self,
+        *,
+        organization: Organization,
+        queryset: QuerySet[CapacityRequest],
+        base: QuerySet[CapacityRequest] | None = None,
+    ):
+        """``base``: the queryset the filter backends started from, if at hand."""
+        if base is None:
+            base = CapacityRequest.objects.for_organization(organization)
         if queryset.model is not CapacityRequest or queryset.query.order_by == ():
             raise ValueError("RequestListRows needs the organization's requests, ordered.")
         self.organization_id = organization.pk
@@ -175,7 +186,7 @@ class RequestListRows:
             cursor.execute(count_sql + self.narrow_sql, [self.organization_id, *self.narrow_params])
             return cursor.fetchone()[0]
 
-    def __getitem__(self, window: slice) -> list[dict[str, Any]]:
+    def __getitem__(self, window: slice) -> list[EncodedJSON]:
         if not isinstance(window, slice) or window.step is not None:
             raise TypeError("RequestListRows is read a page (a slice) at a time.")
         offset = window.start or 0
@@ -220,7 +231,9 @@ def _is_utc(zone: tzinfo | None) -> bool:
     return getattr(zone, "key", None) in ("UTC", "Etc/UTC") or zone is UTC
 
 
-def _row(row: tuple, instant: Callable[[str | None], str | None]) -> dict[str, Any]:
+def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON:
+    """The row as ``CapacityRequestSerializer`` represents it, encoded as the API's renderer
+    encodes it (``tests/api/test_request_list_page.py`` compares the bytes)."""
     (
         pk, kind, state, gpu_count, starts_at, ends_at, on_demand_limit, justification,
         waitlist_if_unavailable, extends_reservation_id, flagged, capacity_available,
@@ -230,56 +243,81 @@ def _row(row: tuple, instant: Callable[[str | None], str | None]) -> dict[str, A
         created_at, updated_at, version, sku_code, region_code, requester_email,
         pool_sku, pool_region, offer_sku, offer_region, alternative_skus, alternative_regions,
     ) = row  # fmt: skip
-    pool = {"sku": pool_sku, "region": pool_region} if pool_id else None
-    offer = None
+    pool = _value({"sku": pool_sku, "region": pool_region} if pool_id else None)
+    offer = "null"
     if offer_kind and offer_pool_id:
-        offer = offer_representation(
-            kind=offer_kind,
-            sku=offer_sku,
-            region=offer_region,
-            gpu_count=offer_gpu_count,
-            starts_at=instant(offer_starts_at),
-            ends_at=instant(offer_ends_at),
-            expires_at=instant(offer_expires_at),
-            note=offer_note,
+        offer = _value(
+            offer_representation(
+                kind=offer_kind,
+                sku=offer_sku,
+                region=offer_region,
+                gpu_count=offer_gpu_count,
+                starts_at=instant(offer_starts_at),
+                ends_at=instant(offer_ends_at),
+                expires_at=instant(offer_expires_at),
+                note=offer_note,
+            )
         )
-    quote = None
+    quote = "null"
     if quote_total is not None:
-        quote = quote_representation(
-            currency=quote_currency,
-            rate_per_gpu_hour=quote_rate,
-            gpu_hours=quote_gpu_hours,
-            total=quote_total,
-            source=quote_source,
+        quote = _value(
+            quote_representation(
+                currency=quote_currency,
+                rate_per_gpu_hour=quote_rate,
+                gpu_hours=quote_gpu_hours,
+                total=quote_total,
+                source=quote_source,
+            )
         )
-    # The keys in the order of CapacityRequestSerializer.Meta.fields.
-    return {
-        "id": pk,
-        "reference": f"REQ-{pk}",  # CapacityRequest.reference
-        "kind": kind,
-        "state": state,
-        "sku": sku_code,
-        "region": region_code,
-        "gpu_count": gpu_count,
-        "starts_at": instant(starts_at),
-        "ends_at": instant(ends_at),
-        "on_demand_limit": on_demand_limit,
-        "justification": justification,
-        "alternative_skus": alternative_skus,
-        "alternative_regions": alternative_regions,
-        "waitlist_if_unavailable": waitlist_if_unavailable,
-        "extends_reservation": extends_reservation_id,
-        "requested_by": requester_email,
-        "flagged": flagged,
-        "capacity_available": capacity_available,
-        "decision_due_at": instant(decision_due_at),
-        "decision_reason": decision_reason,
-        "pool": pool,
-        "offer": offer,
-        "quote": quote,
-        "submitted_at": instant(submitted_at),
-        "state_changed_at": instant(state_changed_at),
-        "created_at": instant(created_at),
-        "updated_at": instant(updated_at),
-        "version": version,
-    }
+    # The keys in the order of CapacityRequestSerializer.Meta.fields; "reference" is
+    # CapacityRequest.reference.
+    return EncodedJSON(
+        f'{{"id":{_number(pk)},"reference":"REQ-{pk}","kind":{_text(kind)},'
+        f'"state":{_text(state)},"sku":{_text(sku_code)},"region":{_text(region_code)},'
+        f'"gpu_count":{_number(gpu_count)},"starts_at":{_text(instant(starts_at))},'
+        f'"ends_at":{_text(instant(ends_at))},"on_demand_limit":{_number(on_demand_limit)},'
+        f'"justification":{_text(justification)},'
+        f'"alternative_skus":{_value(alternative_skus)},'
+        f'"alternative_regions":{_value(alternative_regions)},'
+        f'"waitlist_if_unavailable":{_boolean(waitlist_if_unavailable)},'
+        f'"extends_reservation":{_number(extends_reservation_id)},'
+        f'"requested_by":{_text(requester_email)},"flagged":{_boolean(flagged)},'
+        f'"capacity_available":{_boolean(capacity_available)},'
+        f'"decision_due_at":{_text(instant(decision_due_at))},'
+        f'"decision_reason":{_text(decision_reason)},"pool":{pool},"offer":{offer},'
+        f'"quote":{quote},"submitted_at":{_text(instant(submitted_at))},'
+        f'"state_changed_at":{_text(instant(state_changed_at))},'
+        f'"created_at":{_text(instant(created_at))},'
+        f'"updated_at":{_text(instant(updated_at))},"version":{_number(version)}}}'
+    )
+
+
+# JSON values as the json module writes them (ensure_ascii=False: only quotes, backslashes
+# and control characters are escaped; U+2028/U+2029 are left to the renderer).
+_encode_string = json.encoder.encode_basestring
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
+
+
+def _number(value: int | None) -> str:
+    return "null" if value is None else int.__repr__(value)
+
+
+def _boolean(value: bool | None) -> str:
+    return "null" if value is None else ("true" if value else "false")
+
+
+def _value(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return _boolean(value)
+    if isinstance(value, str):
+        return _encode_string(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_encode_string(k)}:{_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_value(item) for item in value) + "]"
+    raise TypeError(f"No JSON encoding here for {type(value).__name__}.")

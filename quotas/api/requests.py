@@ -28,6 +28,7 @@ from rest_framework.response import Response
 from portal.api.base import OrganizationAPIView, OrganizationGenericViewSet
 from portal.api.etags import check_if_match, etag_for
 from portal.api.filters import QueryFilterBackend, StableOrderingFilter, UtcIsoDateTimeFilter
+from portal.api.renderers import PortalJSONRenderer
 from portal.api.schema import IF_MATCH_PARAMETER
 from quotas import services
 from quotas.models import (
@@ -438,6 +439,7 @@ class CapacityRequestViewSet(
     permission_map = {"GET": "requests.view", "POST": "requests.create", "PATCH": "requests.create"}
     action_capabilities = {"sign_off": "requests.sign_off"}
     serializer_class = CapacityRequestSerializer
+    renderer_classes = [PortalJSONRenderer]  # the list's rows come encoded
     filter_backends = [QueryFilterBackend, StableOrderingFilter]
     filterset_class = RequestFilter
     ordering_fields = ["created_at", "starts_at", "decision_due_at", "state_changed_at"]
@@ -452,8 +454,9 @@ class CapacityRequestViewSet(
     def list(self, request: Request, *args, **kwargs) -> Response:
         # The filter backends narrow and order the requests; the page is read as plain rows
         # (request_list.py): the same body as the serializer's, at a fraction of the cost.
-        queryset = self.filter_queryset(CapacityRequest.objects.for_organization(self.organization))
-        rows = RequestListRows(organization=self.organization, queryset=queryset)
+        base = CapacityRequest.objects.for_organization(self.organization)
+        queryset = self.filter_queryset(base)
+        rows = RequestListRows(organization=self.organization, queryset=queryset, base=base)
         return self.get_paginated_response(self.paginate_queryset(rows))
 
     def _detail(self, capacity_request: CapacityRequest, status_code=status.HTTP_200_OK):

@@ -3,13 +3,16 @@ number of queries (the pools and alternatives of a page are read once for the pa
 
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
+from quotas.api.fields import FrozenQuoteSerializer, quote_representation
 from quotas.api.request_list import _instant, _is_utc
 from quotas.api.requests import CapacityRequestSerializer
 from quotas.checks import capacity_request_run_checks
@@ -31,6 +34,11 @@ class DrfSerializer(CapacityRequestSerializer):
         return serializers.ModelSerializer.to_representation(self, instance)
 
 
+# Everything the JSON encoder escapes, or must not: quotes, a backslash, control characters,
+# non-ASCII letters, an emoji, and the two line separators the renderer escapes itself.
+AWKWARD_TEXT = 'any of "H100" or H200 \\ café 🚀\u2028next\u2029line\x01\ttab\nnew'
+
+
 def varied_requests(org, member, owner, pool, account_manager):
     """Drafts (in two SKUs and regions), a quota increase, alternatives, a counter-offer, an
     approval with its quote."""
@@ -46,7 +54,7 @@ def varied_requests(org, member, owner, pool, account_manager):
     capacity_request_create(
         organization=org, actor=member, sku=pool.sku, region=pool.region, gpu_count=8,
         starts_at=start, ends_at=start + timedelta(days=2), alternative_skus=[other_sku],
-        alternative_regions=[west], submit=False, justification="any of",
+        alternative_regions=[west], submit=False, justification=AWKWARD_TEXT,
     )  # fmt: skip
     capacity_request_create(
         organization=org, actor=owner, kind="quota_increase", sku=pool.sku, region=pool.region,
@@ -74,6 +82,13 @@ def test_list_page_is_what_drf_would_render(org, member, owner, pool, account_ma
     rows = CapacityRequest.objects.for_organization(org).order_by("-created_at", "-id")
     expected = [DrfSerializer(row).data for row in rows]
     assert response.json()["results"] == [dict(row) for row in _json(expected)]
+    # Byte for byte what DRF's renderer writes for DRF's own serialization.
+    envelope = {"count": len(expected), "next": None, "previous": None, "results": expected}
+    assert response.content == JSONRenderer().render(envelope)
+    indented = bearer(org_key.key).get(
+        "/api/v1/orgs/acme/requests/?page_size=50", HTTP_ACCEPT="application/json; indent=2"
+    )
+    assert indented.content == JSONRenderer().render(envelope, "application/json; indent=2")
     kinds = {(r["state"], bool(r["offer"]), bool(r["quote"]), bool(r["pool"])) for r in expected}
     assert len(kinds) >= 4, kinds  # the page really mixes offers, quotes, pools and drafts
     assert any(r["alternative_skus"] and r["alternative_regions"] for r in expected)
@@ -97,6 +112,7 @@ def test_list_page_takes_three_queries(org, member, owner, pool, account_manager
     assert response.status_code == 200
     # the key with its organization, user and role; the count; the page with what it names
     assert len(queries) == 3, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+    assert " AND r.id IN " not in queries.captured_queries[-1]["sql"]  # no filter: no subquery
 
 
 def _expected(queryset):
@@ -125,9 +141,12 @@ def test_filtered_and_ordered_pages_are_what_drf_would_render(
     varied_requests(org, member, owner, pool, account_manager)
     rows = CapacityRequest.objects.for_organization(org).filter(**narrow).order_by(*ordering)
     assert rows.exists()  # each case selects something to compare
-    body = bearer(org_key.key).get(f"/api/v1/orgs/acme/requests/?{query}").json()
+    response = bearer(org_key.key).get(f"/api/v1/orgs/acme/requests/?{query}")
+    body = response.json()
     assert body["count"] == rows.count()
     assert body["results"] == _expected(rows)
+    expected = [DrfSerializer(row).data for row in rows]
+    assert response.content == JSONRenderer().render({**body, "results": expected})
 
 
 def test_pages_link_to_each_other_and_out_of_range_is_404(
@@ -194,3 +213,18 @@ def test_instants_read_as_text_are_what_drf_writes(db, zone):
             cursor.execute("SELECT %s::timestamptz::text", [value])
             text = cursor.fetchone()[0]
             assert _instant(text, _is_utc(current), current) == field.to_representation(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Decimal("2.4900"), Decimal("2.49"), Decimal("-0.0000"), Decimal("123456.7890"),
+     Decimal("1E+2"), Decimal("0.00005"), Decimal("999999.99"), 3, None],
+)  # fmt: skip
+def test_quote_figures_are_what_drf_writes(value):
+    fields = FrozenQuoteSerializer().fields
+    values = {"currency": "USD", "rate_per_gpu_hour": value, "gpu_hours": value,
+              "total": value, "source": "contract"}  # fmt: skip
+    assert quote_representation(**values) == {
+        name: None if values[name] is None else field.to_representation(values[name])
+        for name, field in fields.items()
+    }
