@@ -378,7 +378,7 @@ SELECT u.month, u.sku_id, u.region_id, u.contract_id, u.gpu_hours,
          WHERE cr.contract_id = u.contract_id AND cr.sku_id = u.sku_id
            AND cr.region_id IS NULL) AS any_region_rate,
        (SELECT s.list_price_per_gpu_hour FROM {sku} s WHERE s.id = u.sku_id) AS list_price
-  FROM (SELECT date_trunc('month', d.day)::date AS month, d.sku_id, d.region_id,
+  FROM (SELECT date_trunc('month', d.day::timestamp)::date AS month, d.sku_id, d.region_id,
                {contract_case} AS contract_id, SUM(d.gpu_hours) AS gpu_hours
           FROM {daily} d
          WHERE d.organization_id = %s AND d.day >= %s AND d.day < %s
