@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -76,28 +77,32 @@ class FrozenQuoteSerializer(serializers.Serializer):
 def offer_representation(**values) -> dict:
     """``OfferSerializer``'s output from its values by field name (instants may come as
     ISO text already: DRF's DateTimeField passes text through)."""
-    return {name: represent(values[name]) for name, represent in _plan("offer", OfferSerializer)}
+    plan = representation_plan("offer", OfferSerializer)
+    return {name: represent(values[name]) for name, _, represent in plan}
 
 
 def quote_representation(**values) -> dict:
     """``FrozenQuoteSerializer``'s output from its values by field name."""
-    plan = _plan("quote", FrozenQuoteSerializer)
-    return {name: represent(values[name]) for name, represent in plan}
+    plan = representation_plan("quote", FrozenQuoteSerializer)
+    return {name: represent(values[name]) for name, _, represent in plan}
 
 
+# (field name, its JSON-encoded key, the field's representation of a value: None stays None)
+RepresentationPlan = tuple[tuple[str, str, Callable[[object], object]], ...]
 # The nested serializers' fields are built once, not once per row (DRF deep-copies a
 # serializer's fields each time one is built); they keep no per-request state.
-_PLANS_BY_NAME: dict[str, tuple[tuple[str, Callable[[object], object]], ...]] = {}
+_PLANS_BY_NAME: dict[str, RepresentationPlan] = {}
 
 
-def _plan(
+def representation_plan(
     name: str, serializer_class: type[serializers.Serializer]
-) -> tuple[tuple[str, Callable[[object], object]], ...]:
+) -> RepresentationPlan:
     plan = _PLANS_BY_NAME.get(name)
     if plan is None:
         fields = serializer_class().fields
         plan = _PLANS_BY_NAME[name] = tuple(
-            (field_name, _representer(field)) for field_name, field in fields.items()
+            (field_name, json.dumps(field_name), _representer(field))
+            for field_name, field in fields.items()
         )
     return plan
 

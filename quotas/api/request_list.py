@@ -32,7 +32,11 @@ from portal.api.prepared import prepared_cursor
 from portal.api.renderers import EncodedJSON
 from quotas.models import CapacityPool, CapacityRequest, GpuSku, Region
 
-from .fields import offer_representation, quote_representation
+from .fields import (
+    OfferSerializer,
+    RepresentationPlan,
+    representation_plan,
+)
 
 # The request's own columns, in the order the row builder reads them.
 _COLUMNS = (
@@ -75,7 +79,11 @@ def _column(name: str) -> str:
     field = CapacityRequest._meta.get_field(name)
     quoted = f"r.{connection.ops.quote_name(field.column)}"
     # Instants come as text: Django's timestamptz loader is pure Python (~5 us a value).
-    return f"{quoted}::text" if field.get_internal_type() == "DateTimeField" else quoted
+    # Prices too: a numeric column's text has exactly its scale's places, which is what DRF's
+    # DecimalField of the same places writes (the tests check the scales agree).
+    if field.get_internal_type() in ("DateTimeField", "DecimalField"):
+        return f"{quoted}::text"
+    return quoted
 
 
 def _alternatives(relation: str) -> str:
@@ -243,31 +251,28 @@ def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON
         created_at, updated_at, version, sku_code, region_code, requester_email,
         pool_sku, pool_region, offer_sku, offer_region, alternative_skus, alternative_regions,
     ) = row  # fmt: skip
-    pool = _value({"sku": pool_sku, "region": pool_region} if pool_id else None)
+    pool = f'{{"sku":{_text(pool_sku)},"region":{_text(pool_region)}}}' if pool_id else "null"
     offer = "null"
     if offer_kind and offer_pool_id:
-        offer = _value(
-            offer_representation(
-                kind=offer_kind,
-                sku=offer_sku,
-                region=offer_region,
-                gpu_count=offer_gpu_count,
-                starts_at=instant(offer_starts_at),
-                ends_at=instant(offer_ends_at),
-                expires_at=instant(offer_expires_at),
-                note=offer_note,
-            )
+        offer = _object(
+            OFFER_PLAN,
+            {
+                "kind": offer_kind,
+                "sku": offer_sku,
+                "region": offer_region,
+                "gpu_count": offer_gpu_count,
+                "starts_at": instant(offer_starts_at),
+                "ends_at": instant(offer_ends_at),
+                "expires_at": instant(offer_expires_at),
+                "note": offer_note,
+            },
         )
     quote = "null"
-    if quote_total is not None:
-        quote = _value(
-            quote_representation(
-                currency=quote_currency,
-                rate_per_gpu_hour=quote_rate,
-                gpu_hours=quote_gpu_hours,
-                total=quote_total,
-                source=quote_source,
-            )
+    if quote_total is not None:  # FrozenQuoteSerializer, its prices as the columns give them
+        quote = (
+            f'{{"currency":{_text(quote_currency)},'
+            f'"rate_per_gpu_hour":{_price(quote_rate)},"gpu_hours":{_price(quote_gpu_hours)},'
+            f'"total":{_price(quote_total)},"source":{_text(quote_source)}}}'
         )
     # The keys in the order of CapacityRequestSerializer.Meta.fields; "reference" is
     # CapacityRequest.reference.
@@ -277,8 +282,8 @@ def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON
         f'"gpu_count":{_number(gpu_count)},"starts_at":{_text(instant(starts_at))},'
         f'"ends_at":{_text(instant(ends_at))},"on_demand_limit":{_number(on_demand_limit)},'
         f'"justification":{_text(justification)},'
-        f'"alternative_skus":{_value(alternative_skus)},'
-        f'"alternative_regions":{_value(alternative_regions)},'
+        f'"alternative_skus":{_texts(alternative_skus)},'
+        f'"alternative_regions":{_texts(alternative_regions)},'
         f'"waitlist_if_unavailable":{_boolean(waitlist_if_unavailable)},'
         f'"extends_reservation":{_number(extends_reservation_id)},'
         f'"requested_by":{_text(requester_email)},"flagged":{_boolean(flagged)},'
@@ -292,6 +297,8 @@ def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON
     )
 
 
+OFFER_PLAN = representation_plan("offer", OfferSerializer)
+
 # JSON values as the json module writes them (ensure_ascii=False: only quotes, backslashes
 # and control characters are escaped; U+2028/U+2029 are left to the renderer).
 _encode_string = json.encoder.encode_basestring
@@ -299,6 +306,12 @@ _encode_string = json.encoder.encode_basestring
 
 def _text(value: str | None) -> str:
     return "null" if value is None else _encode_string(value)
+
+
+def _price(value: str | None) -> str:
+    """A numeric column's text has exactly its scale's places (and NaN is "NaN"; a numeric
+    column with a scale holds no infinity): what DRF's DecimalField with those places writes."""
+    return "null" if value is None else f'"{value}"'
 
 
 def _number(value: int | None) -> str:
@@ -309,15 +322,26 @@ def _boolean(value: bool | None) -> str:
     return "null" if value is None else ("true" if value else "false")
 
 
+def _texts(values: list[str]) -> str:
+    return "[" + ",".join(map(_encode_string, values)) + "]" if values else "[]"
+
+
+def _object(plan: RepresentationPlan, values: dict[str, Any]) -> str:
+    """A nested serializer's object (OfferSerializer, FrozenQuoteSerializer), from its values
+    by field name: its fields' representations, encoded."""
+    return (
+        "{"
+        + ",".join(f"{key}:{_value(represent(values[name]))}" for name, key, represent in plan)
+        + "}"
+    )
+
+
 def _value(value: Any) -> str:
+    """A field's representation encoded: text, a whole number, a boolean or null."""
     if value is None or isinstance(value, bool):
         return _boolean(value)
     if isinstance(value, str):
         return _encode_string(value)
     if isinstance(value, int):
         return int.__repr__(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{_encode_string(k)}:{_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_value(item) for item in value) + "]"
     raise TypeError(f"No JSON encoding here for {type(value).__name__}.")

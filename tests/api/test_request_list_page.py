@@ -228,3 +228,14 @@ def test_quote_figures_are_what_drf_writes(value):
         name: None if values[name] is None else field.to_representation(values[name])
         for name, field in fields.items()
     }
+
+
+def test_price_columns_have_the_places_the_api_writes():
+    # The list writes a price as its column's text, which has the column's places.
+    for field in FrozenQuoteSerializer().fields.values():
+        if isinstance(field, serializers.DecimalField):
+            column = CapacityRequest._meta.get_field(field.source)
+            assert (column.max_digits, column.decimal_places) == (
+                field.max_digits,
+                field.decimal_places,
+            )
