@@ -167,8 +167,8 @@ def test_records_list_query_count_is_flat(catalog, read_key, django_assert_num_q
     client = bearer(read_key.key)
     ingest([record(hour=h) for h in hours(JAN, 3)])
     client.get("/api/v1/orgs/acme/usage/")  # the key's last-used time is written once
-    # key with its user and organization, membership, count, page
-    with django_assert_num_queries(4) as few:
+    # key with its user, organization and role in one statement, count, page
+    with django_assert_num_queries(3) as few:
         assert client.get("/api/v1/orgs/acme/usage/").status_code == 200
     ingest(
         [
