@@ -16,12 +16,15 @@ counters and their errors are Django's.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.backends.utils import CursorWrapper
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+
+_NEVER_AUTOMATICALLY = sys.maxsize
 
 
 class _PreparingCursor(psycopg.Cursor):
@@ -29,6 +32,16 @@ class _PreparingCursor(psycopg.Cursor):
 
     def execute(self, query, params=None, *, prepare: bool | None = True, binary=None):
         return super().execute(query, params, prepare=prepare, binary=binary)
+
+
+class _DebugWrapper(CursorDebugWrapper):
+    """Django's query log, with the statement as written: for a prepared statement psycopg
+    keeps no text of its own for Django to read back."""
+
+    @contextmanager
+    def debug_sql(self, sql=None, params=None, use_last_executed_query=False, many=False):
+        with super().debug_sql(sql, params, use_last_executed_query=False, many=many):
+            yield
 
 
 @contextmanager
@@ -46,9 +59,14 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper]:
     # cursor in a broken transaction or another thread's connection.
     with database.cursor():
         pass
-    raw = _PreparingCursor(database.connection)
-    cursor = (
-        database.make_debug_cursor(raw) if database.queries_logged else database.make_cursor(raw)
-    )
+    connection = database.connection
+    if connection.prepare_threshold is None:
+        # Django turns preparation off for the whole connection (threshold None), and psycopg
+        # then ignores even an explicit prepare=True. A threshold no query reaches keeps
+        # automatic preparation off for every other cursor (Django's own cursors bind on the
+        # client and never prepare) and lets this one prepare what it runs.
+        connection.prepare_threshold = _NEVER_AUTOMATICALLY
+    raw = _PreparingCursor(connection)
+    cursor = _DebugWrapper(raw, database) if database.queries_logged else database.make_cursor(raw)
     with cursor:
         yield cursor

@@ -174,6 +174,23 @@ def test_an_empty_list_has_a_first_page(org_key):
     assert body == {"count": 0, "next": None, "previous": None, "results": []}
 
 
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_key_lookup_and_the_page_are_prepared_once_per_connection(org, owner, org_key):
+    client = bearer(org_key.key)
+    client.get("/api/v1/orgs/acme/requests/")
+    prepared = _prepared_statements()
+    assert any('FROM "accounts_apikey" k' in statement for statement in prepared)
+    assert any("WITH page AS MATERIALIZED" in statement for statement in prepared)
+    assert any(statement.startswith("SELECT COUNT(*)") for statement in prepared)
+    client.get("/api/v1/orgs/acme/requests/")
+    assert _prepared_statements() == prepared  # used again, not prepared again
+
+
 def test_the_page_is_the_same_without_prepared_statements(
     org, member, owner, pool, account_manager, org_key, monkeypatch
 ):
@@ -182,10 +199,12 @@ def test_the_page_is_the_same_without_prepared_statements(
     client = bearer(org_key.key)
     prepared = client.get("/api/v1/orgs/acme/requests/?state=draft&state=approved").content
     monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    before = _prepared_statements()
     with CaptureQueriesContext(connection) as queries:
-        plain = client.get("/api/v1/orgs/acme/requests/?state=draft&state=approved").content
-    assert plain == prepared
+        plain_filtered = client.get("/api/v1/orgs/acme/requests/?state=draft&state=approved")
+    assert plain_filtered.content == prepared
     assert "$1" not in queries.captured_queries[-1]["sql"]  # bound by the client this time
+    assert _prepared_statements() == before  # nothing new prepared
 
 
 INSTANTS = [
