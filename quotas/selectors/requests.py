@@ -43,60 +43,6 @@ def capacity_request_list(
     return qs.order_by("-created_at", "-id")
 
 
-def capacity_request_list_for_api(*, organization: Organization) -> QuerySet[CapacityRequest]:
-    """The organization's requests as the API lists them, newest first. Three joins only (SKU,
-    region, requester): planning the query with every pool, SKU and region joined took longer
-    than running it. The pools and alternatives of a page come from
-    ``capacity_request_page_refs``, in one query for the page."""
-    return (
-        CapacityRequest.objects.for_organization(organization)
-        .select_related("sku", "region", "requested_by")
-        .only(*API_LIST_COLUMNS, "sku__code", "region__code", "requested_by__email")
-        .order_by("-created_at", "-id")
-    )
-
-
-# What the API shows of a request (its serializer's fields and the pools' ids).
-API_LIST_COLUMNS = (
-    "id",
-    "organization",
-    "kind",
-    "state",
-    "sku",
-    "region",
-    "gpu_count",
-    "starts_at",
-    "ends_at",
-    "on_demand_limit",
-    "justification",
-    "waitlist_if_unavailable",
-    "extends_reservation",
-    "requested_by",
-    "flagged",
-    "capacity_available",
-    "decision_due_at",
-    "decision_reason",
-    "pool",
-    "offer_kind",
-    "offer_pool",
-    "offer_gpu_count",
-    "offer_starts_at",
-    "offer_ends_at",
-    "offer_expires_at",
-    "offer_note",
-    "quote_currency",
-    "quote_rate_per_gpu_hour",
-    "quote_gpu_hours",
-    "quote_total",
-    "quote_source",
-    "submitted_at",
-    "state_changed_at",
-    "created_at",
-    "updated_at",
-    "version",
-)
-
-
 def capacity_request_alternative_codes(
     *, request_ids: Iterable[int], relation: str
 ) -> dict[int, list[str]]:
