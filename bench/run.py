@@ -347,9 +347,9 @@ class Bench:
 
     def _bulk_create_reference(self, batch: Path) -> float:
         """R2: rows/s of a naive ORM ingest of the same rows (ids resolved): one bulk_create per
-        1,000 rows, each committed on its own as autocommit does, so that every commit pays the
-        usage table's deferred foreign-key checks as the real ingest's commit does. The rows are
-        deleted afterwards, outside the timing."""
+        1,000 rows, each committed on its own as autocommit does, so that it pays for its
+        writes (index insertions, the WAL flush of each commit) as a real ingest does. The rows
+        are deleted afterwards, outside the timing."""
         from decimal import Decimal
 
         from django.db import connection
