@@ -209,6 +209,85 @@ def reservation_charges_total(
     return (Decimal(cents) / 100).quantize(Decimal("0.01"))
 
 
+# ``_RESERVATION_TOTAL_SQL`` for several windows at once, grouped by window and UTC month: each
+# month's figure is the sum of that month's reservation lines, each rounded half-up alone.
+_RESERVATION_MONTHS_SQL = """
+SELECT x.n, m.month::date, SUM(
+         SIGN(r.rate_per_gpu_hour) * DIV(
+           ABS(r.rate_per_gpu_hour) * r.gpu_count * 100
+             * (EXTRACT(EPOCH FROM LEAST(w.we, m.month + INTERVAL '1 month'))
+                - EXTRACT(EPOCH FROM GREATEST(w.ws, m.month)))
+             + 1800,
+           3600)
+       )
+  FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[])
+       WITH ORDINALITY AS x(window_start, window_end, n)
+  JOIN {reservation} r ON r.organization_id = %(organization)s
+  JOIN {hold} h ON h.id = r.hold_id
+ CROSS JOIN LATERAL (
+       SELECT GREATEST(x.window_start, h.starts_at) AT TIME ZONE 'UTC' AS ws,
+              LEAST(x.window_end, h.ends_at) AT TIME ZONE 'UTC' AS we
+       ) w
+ CROSS JOIN LATERAL generate_series(
+       date_trunc('month', w.ws), w.we, INTERVAL '1 month') AS m(month)
+ WHERE r.state <> %(cancelled)s
+   AND h.released_at IS NULL
+   AND h.starts_at < x.window_end
+   AND h.ends_at > x.window_start
+   AND m.month < w.we
+ GROUP BY x.n, m.month
+"""
+
+
+def reservation_charges_by_month(
+    *, organization: Organization | int, windows: list[tuple[datetime, datetime]]
+) -> list[dict[date, Decimal]]:
+    """For each of ``windows`` ([start, end), ``start`` a UTC midnight), the sum of the amounts
+    of the reservation lines of ``charge_lines`` over it per month (keyed by the month's 1st;
+    months with no held reservation are absent). One query, however many windows,
+    reservations and months; ``tests/contracts/test_reservation_months.py`` holds each month
+    equal to the sum of its lines."""
+    from django.db import connection
+
+    for start, _ in windows:
+        if start.astimezone(UTC).timetz() != MIDNIGHT:
+            raise ValueError("Charges start at a UTC midnight.")
+    result: list[dict[date, Decimal]] = [{} for _ in windows]
+    asked = [(n, start, end) for n, (start, end) in enumerate(windows) if end > start]
+    if not asked:
+        return result
+    org_id = organization if isinstance(organization, int) else organization.pk
+    sql = _RESERVATION_MONTHS_SQL.format(
+        reservation=Reservation._meta.db_table,
+        hold=Reservation._meta.get_field("hold").related_model._meta.db_table,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "starts": [start for _, start, _ in asked],
+                "ends": [end for _, _, end in asked],
+                "organization": org_id,
+                "cancelled": ReservationState.CANCELLED,
+            },
+        )
+        for position, month, cents in cursor.fetchall():
+            result[asked[position - 1][0]][month] = (Decimal(cents) / 100).quantize(Decimal("0.01"))
+    return result
+
+
+def usage_lines_from(source: ChargeSource, *, start: datetime, end: datetime) -> list[ChargeLine]:
+    """The usage and covered lines of ``charge_lines_from`` (no reservation lines), unsorted.
+    No query."""
+    if start < source.start or end > source.end:
+        raise ValueError("The window lies outside what was read.")
+    if start.astimezone(UTC).timetz() != MIDNIGHT:
+        raise ValueError("Charges start at a UTC midnight.")
+    if end <= start:
+        return []
+    return _usage_lines(source, start, end)
+
+
 def _usage_lines(source: ChargeSource, start: datetime, end: datetime) -> list[ChargeLine]:
     """Usage of the days in [start, end) by month, SKU, region and rate, each line rounded
     once; usage inside a reservation is shown as covered, with no amount."""

@@ -21,6 +21,8 @@ from ..charges import (
     month_start,
     next_month,
     reservation_charge_rows,
+    reservation_charges_by_month,
+    usage_lines_from,
     utc_midnight,
 )
 from ..charges import (
@@ -104,6 +106,7 @@ def _burn_down_source(
     end: datetime,
     daily_from: date,
     daily_months: Iterable[date] = (),
+    reservations: bool = True,
 ) -> ChargeSource:
     """What ``charge_source`` reads for [start, end), with the usage of the whole months
     before ``daily_from`` that have one rate all month read from the monthly rollups (one
@@ -111,7 +114,8 @@ def _burn_down_source(
     day. Charges sum GPU-hours per month and key before rounding once, so every window made
     of whole months before ``daily_from`` and any days from it on is priced exactly as from
     the daily source: the burn-down prices the term and its trailing run-rate window only.
-    The months of ``daily_months`` (their 1sts) are read day by day too.
+    The months of ``daily_months`` (their 1sts) are read day by day too. Without
+    ``reservations`` the reservations are not read (the source prices usage only).
     """
     from usage.costing import usage_cost_days_and_months
 
@@ -124,8 +128,12 @@ def _burn_down_source(
         daily_from=daily_from,
         daily_months=set(daily_months),
     )
-    reservations = reservation_charge_rows(organization=organization, start=start, end=end)
-    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=reservations)
+    rows = (
+        reservation_charge_rows(organization=organization, start=start, end=end)
+        if reservations
+        else []
+    )
+    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=rows)
 
 
 @dataclass(frozen=True)
@@ -203,11 +211,15 @@ def _run_rate_window(contract: Contract, now: datetime) -> tuple[datetime, datet
     return max(rate_end - timedelta(days=RUN_RATE_DAYS), term_start_at), rate_end
 
 
-def contract_burn_down_source(*, contract: Contract, now: datetime) -> ChargeSource:
+def contract_burn_down_source(
+    *, contract: Contract, now: datetime, reservations: bool = True
+) -> ChargeSource:
     """What the burn-down of ``contract`` as of ``now`` reads (five to six queries): the
     charges of its term to now, whole months before the run-rate window's month from the
     monthly rollups. Any window of the term to now that starts at or after the 1st of that
-    month (this month's statement, for one) is priced from it exactly as ``charge_lines``."""
+    month (this month's statement, for one) is priced from it exactly as ``charge_lines``.
+    Without ``reservations`` it holds usage only (one query fewer): enough for the burn-down,
+    which sums reservation charges in the database."""
     term_from, term_to = _term_window(contract, now)
     rate_start, _ = _run_rate_window(contract, now)
     return _burn_down_source(
@@ -215,14 +227,17 @@ def contract_burn_down_source(*, contract: Contract, now: datetime) -> ChargeSou
         start=term_from,
         end=term_to,
         daily_from=month_start(rate_start.date()),
+        reservations=reservations,
     )
 
 
 def contract_burn_down(
     *, contract: Contract, now: datetime | None = None, source: ChargeSource | None = None
 ) -> BurnDown:
-    """The burn-down of ``contract`` as of ``now``. A constant number of queries; none for
-    the charges when given ``source`` (``contract_burn_down_source`` for the same ``now``).
+    """The burn-down of ``contract`` as of ``now``. A constant number of queries; when given
+    ``source`` (``contract_burn_down_source`` for the same ``now``) one: the reservation
+    charges per month of the term and of the run-rate window, summed in the database
+    (``charges.reservation_charges_by_month``), the usage priced from ``source``.
 
     Run rate: the charges of the last 30 whole UTC days inside the term (fewer when the term
     began less than 30 days ago), per day. Forecast at a month's end: consumed to now plus the
@@ -232,19 +247,29 @@ def contract_burn_down(
     term_start_at, term_end_at = utc_midnight(contract.term_start), utc_midnight(contract.term_end)
     rate_start, rate_end = _run_rate_window(contract, now)
     if source is None:
-        source = contract_burn_down_source(contract=contract, now=now)
-    lines = contract_spend_lines(contract=contract, now=now, source=source)
+        # The burn-down reads no reservation rows: their charges come summed per month.
+        source = contract_burn_down_source(contract=contract, now=now, reservations=False)
     by_month: dict[date, Decimal] = defaultdict(lambda: ZERO)
-    for line in lines:
-        by_month[line.period] += line.amount
-    consumed = sum(by_month.values(), ZERO)
-
     days = max((rate_end - rate_start).days, 0)
-    if days and contract.status != Contract.Status.DRAFT:
-        window = charge_lines_from(source, start=rate_start, end=rate_end)
-        per_day = Fraction(sum((line.amount for line in window), ZERO)) / days
-    else:
-        per_day = Fraction(0)
+    per_day = Fraction(0)
+    if contract.status != Contract.Status.DRAFT:
+        # Usage lines from the source; reservations as month totals summed in the database
+        # (each line rounded as its statement line), for the term and the run-rate window.
+        term_from, term_to = _term_window(contract, now)
+        windows = [(term_from, term_to)] + ([(rate_start, rate_end)] if days else [])
+        reserved = reservation_charges_by_month(
+            organization=contract.organization_id, windows=windows
+        )
+        for line in usage_lines_from(source, start=term_from, end=term_to):
+            by_month[line.period] += line.amount
+        for month, amount in reserved[0].items():
+            by_month[month] += amount
+        if days:
+            window = usage_lines_from(source, start=rate_start, end=rate_end)
+            window_total = sum((line.amount for line in window), ZERO)
+            window_total += sum(reserved[1].values(), ZERO)
+            per_day = Fraction(window_total) / days
+    consumed = sum(by_month.values(), ZERO)
 
     def forecast_at(instant: datetime) -> Decimal:
         ahead = max(instant - max(now, term_start_at), timedelta(0))
