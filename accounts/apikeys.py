@@ -25,8 +25,8 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from portal.api.prepared import prepared_cursor
 from portal.errors import DomainError, NotAllowed
+from portal.prepared import prepared_cursor
 
 from .models import ApiKey, Membership, Organization, Role, User
 from .services import audit_record
@@ -237,7 +237,7 @@ def api_key_authenticate(*, raw: str, at: datetime | None = None) -> ApiKey:
 
 # Every API call looks its key up, so the statement is written once per process (from the
 # models' columns) rather than compiled by the ORM each time (~2 ms of CPU per call), and
-# prepared once per connection (portal.api.prepared): the key, its organization, its user and
+# prepared once per connection (portal.prepared): the key, its organization, its user and
 # the user's role there, in one round trip.
 _LOOKUP_MODELS = (ApiKey, Organization, User)
 

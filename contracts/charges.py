@@ -247,7 +247,7 @@ def reservation_charges_by_month(
     months with no held reservation are absent). One query, however many windows,
     reservations and months; ``tests/contracts/test_reservation_months.py`` holds each month
     equal to the sum of its lines."""
-    from portal.api.prepared import prepared_cursor
+    from portal.prepared import prepared_cursor
 
     for start, _ in windows:
         if start.astimezone(UTC).timetz() != MIDNIGHT:

@@ -1,4 +1,5 @@
-"""Statements PostgreSQL plans once per connection, for the few reads every API call makes.
+"""Statements PostgreSQL plans once per connection, for the few hot reads (the API's key lookup
+and request list, the burn-down's reservation charges).
 
 Django leaves psycopg's prepared statements off (``prepare_threshold=None``, and client-side
 binding) so that transaction poolers keep working. For the hot reads of the API that costs

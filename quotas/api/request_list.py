@@ -28,8 +28,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization, User
-from portal.api.prepared import prepared_cursor
 from portal.api.renderers import EncodedJSON
+from portal.prepared import prepared_cursor
 from quotas.models import CapacityPool, CapacityRequest, GpuSku, Region
 
 from .fields import (
