@@ -127,10 +127,34 @@ def reservation_charge_rows(*, organization, start: datetime, end: datetime) -> 
     """The organization's held reservations overlapping [start, end), as the charge lines read
     them (one query)."""
     return list(
-        Reservation.objects.for_organization(organization)
-        .exclude(state=ReservationState.CANCELLED)
+        _held_reservation_rows(
+            Reservation.objects.for_organization(organization), start=start, end=end
+        )
+    )
+
+
+def reservation_charge_rows_by_organization(
+    *, organization_ids: list[int], start: datetime, end: datetime
+) -> dict[int, list[dict]]:
+    """``reservation_charge_rows`` of several organizations (staff pages), by organization id,
+    in one query."""
+    rows: dict[int, list[dict]] = {}
+    reservations = Reservation.objects.unscoped_for_staff().filter(
+        organization_id__in=organization_ids
+    )
+    for row in _held_reservation_rows(
+        reservations, start=start, end=end, extra=("organization_id",)
+    ):
+        rows.setdefault(row["organization_id"], []).append(row)
+    return rows
+
+
+def _held_reservation_rows(reservations, *, start: datetime, end: datetime, extra=()):
+    return (
+        reservations.exclude(state=ReservationState.CANCELLED)
         .filter(hold__released_at__isnull=True, hold__starts_at__lt=end, hold__ends_at__gt=start)
         .values(
+            *extra,
             "pk",
             "gpu_count",
             "rate_per_gpu_hour",
@@ -277,13 +301,17 @@ def reservation_charges_by_month(
     return result
 
 
-def usage_lines_from(source: ChargeSource, *, start: datetime, end: datetime) -> list[ChargeLine]:
-    """The usage and covered lines of ``charge_lines_from`` (no reservation lines), unsorted.
-    No query."""
+def _window_check(source: ChargeSource, *, start: datetime, end: datetime) -> None:
     if start < source.start or end > source.end:
         raise ValueError("The window lies outside what was read.")
     if start.astimezone(UTC).timetz() != MIDNIGHT:
         raise ValueError("Charges start at a UTC midnight.")
+
+
+def usage_lines_from(source: ChargeSource, *, start: datetime, end: datetime) -> list[ChargeLine]:
+    """The usage and covered lines of ``charge_lines_from`` (no reservation lines), unsorted.
+    No query."""
+    _window_check(source, start=start, end=end)
     if end <= start:
         return []
     return _usage_lines(source, start, end)
@@ -370,10 +398,7 @@ def _reservation_lines(source: ChargeSource, start: datetime, end: datetime) -> 
 
 def charge_lines_from(source: ChargeSource, *, start: datetime, end: datetime) -> list[ChargeLine]:
     """The charges over [start, end), a window inside the source's, per month. No query."""
-    if start < source.start or end > source.end:
-        raise ValueError("The window lies outside what was read.")
-    if start.astimezone(UTC).timetz() != MIDNIGHT:
-        raise ValueError("Charges start at a UTC midnight.")
+    _window_check(source, start=start, end=end)
     if end <= start:
         return []
     lines = _usage_lines(source, start, end) + _reservation_lines(source, start, end)

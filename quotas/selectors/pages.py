@@ -725,7 +725,13 @@ def staff_contract_consumed(
     each line rounded once, ``usage.fleet.usage_cost_by_organization``, plus the
     reservations' holds by month), summed whatever priced it. At most eight queries, whatever
     the contracts."""
-    from contracts.charges import ChargeSource, _day_after_last, charge_lines_from, utc_midnight
+    from contracts.charges import (
+        ChargeSource,
+        _day_after_last,
+        charge_lines_from,
+        reservation_charge_rows_by_organization,
+        utc_midnight,
+    )
     from usage.fleet import usage_cost_by_organization
 
     now = now or timezone.now()
@@ -760,31 +766,11 @@ def staff_contract_consumed(
     ).lines:
         consumed[line.organization_id] += line.amount
 
-    reservations: dict[int, list[dict]] = {}
-    earliest = min(start for start, _ in windows.values())
-    latest = max(end for _, end in windows.values())
-    for reservation in (
-        Reservation.objects.unscoped_for_staff()
-        .filter(organization_id__in=list(windows))
-        .exclude(state=ReservationState.CANCELLED)
-        .filter(
-            hold__released_at__isnull=True, hold__starts_at__lt=latest, hold__ends_at__gt=earliest
-        )
-        .values(
-            "organization_id",
-            "pk",
-            "gpu_count",
-            "rate_per_gpu_hour",
-            "price_source",
-            "contract_id",
-            "pool__sku_id",
-            "pool__region_id",
-            "hold__starts_at",
-            "hold__ends_at",
-        )
-        .order_by("pk")
-    ):
-        reservations.setdefault(reservation["organization_id"], []).append(reservation)
+    reservations = reservation_charge_rows_by_organization(
+        organization_ids=list(windows),
+        start=min(start for start, _ in windows.values()),
+        end=max(end for _, end in windows.values()),
+    )
     for org_id, held in reservations.items():
         start, end = windows[org_id]
         source = ChargeSource(start=start, end=end, usage_days=[], reservations=held)
