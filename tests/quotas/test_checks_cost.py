@@ -13,10 +13,10 @@ from django.utils import timezone
 from contracts.charges import lines_total
 from contracts.selectors.spend import contract_spend_lines
 from quotas.checks import capacity_request_run_checks
-from quotas.models import CapacityHold, CapacityRequest, RequestCheck, Reservation
+from quotas.models import CapacityRequest, RequestCheck
 from quotas.services.requests import request_value
 from quotas.workflow import RequestState as S
-from tests.contracts.conftest import ingest
+from tests.contracts.conftest import ingest, make_reservation
 from tests.factories import ContractRateFactory
 
 from .conftest import with_capacity
@@ -25,42 +25,6 @@ pytestmark = pytest.mark.django_db
 
 # Measured: 33 on the benchmark data before the checks' reads were cut to this (38 before).
 CHECKS_MAX_QUERIES = 33
-
-
-def _reservation(organization, pool, starts_at, ends_at, gpu_count, rate):
-    request = CapacityRequest.all_objects.create(
-        organization=organization,
-        kind=CapacityRequest.Kind.RESERVATION,
-        sku=pool.sku,
-        region=pool.region,
-        gpu_count=gpu_count,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        state="approved",
-    )
-    hold = CapacityHold.all_objects.create(
-        pool=pool,
-        organization=organization,
-        kind=CapacityHold.Kind.RESERVATION,
-        gpu_count=gpu_count,
-        starts_at=starts_at,
-        ends_at=ends_at,
-    )
-    return Reservation.all_objects.create(
-        organization=organization,
-        request=request,
-        pool=pool,
-        gpu_count=gpu_count,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        hold=hold,
-        state="completed" if ends_at < timezone.now() else "active",
-        currency="USD",
-        rate_per_gpu_hour=Decimal(rate),
-        gpu_hours=Decimal("1"),
-        total=Decimal("1.00"),
-        price_source="contract",
-    )
 
 
 def _history(org, h100, east, west, east_pool, west_pool, *, days, reservations):
@@ -77,13 +41,17 @@ def _history(org, h100, east, west, east_pool, west_pool, *, days, reservations)
         ingest(rows)
     for n in range(reservations):
         starts_at = today - timedelta(days=40 + 17 * n, hours=n, microseconds=n)
-        _reservation(
+        pool = east_pool if n % 2 else west_pool
+        ends_at = starts_at + timedelta(days=33, minutes=n)
+        make_reservation(
             org,
-            east_pool if n % 2 else west_pool,
+            pool.sku,
+            pool.region,
             starts_at,
-            starts_at + timedelta(days=33, minutes=n),
+            ends_at,
             gpu_count=8 + n,
             rate=f"{1.5 + n / 1000:.4f}",
+            state="completed" if ends_at < timezone.now() else "active",
         )
 
 
