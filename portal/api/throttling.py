@@ -142,3 +142,10 @@ class AnonymousRateThrottle(_SettingsRateThrottle):
         if request.user.is_authenticated:
             return None
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def get_ident(self, request) -> str:
+        """The client's address as the audit log and the sign-in limits count it
+        (``TRUSTED_PROXY_COUNT``; ``accounts.client_ip``)."""
+        from accounts.client_ip import client_ip
+
+        return client_ip(request) or super().get_ident(request)

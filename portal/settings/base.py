@@ -301,8 +301,6 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.PortalPagination",
     "PAGE_SIZE": 50,
-    # The anonymous throttle's address: DRF's rule for N proxies is accounts.client_ip's.
-    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_CLASSES": [
         "portal.api.throttling.ApiKeyRateThrottle",
         "portal.api.throttling.UserRateThrottle",
