@@ -74,7 +74,7 @@ class ChargeLine:
         return (self.kind, self.period, self.sku_id, self.region_id, self.reservation_id, self.rate)
 
 
-def _day_after_last(end: datetime) -> date:
+def day_after_last(end: datetime) -> date:
     """Usage days that began before ``end`` count: a partial last day as metered so far."""
     end_utc = end.astimezone(UTC)
     return end_utc.date() + timedelta(days=0 if end_utc.timetz() == MIDNIGHT else 1)
@@ -116,7 +116,7 @@ def charge_source(*, organization: Organization, start: datetime, end: datetime)
     usage_days = usage_cost_lines(
         organization=organization,
         start=start.astimezone(UTC).date(),
-        end=_day_after_last(end),
+        end=day_after_last(end),
         granularity="day",
     )
     reservations = reservation_charge_rows(organization=organization, start=start, end=end)
@@ -320,10 +320,10 @@ def usage_lines_from(source: ChargeSource, *, start: datetime, end: datetime) ->
 def _usage_lines(source: ChargeSource, start: datetime, end: datetime) -> list[ChargeLine]:
     """Usage of the days in [start, end) by month, SKU, region and rate, each line rounded
     once; usage inside a reservation is shown as covered, with no amount."""
-    first_day, day_after_last = start.astimezone(UTC).date(), _day_after_last(end)
+    first_day, end_day = start.astimezone(UTC).date(), day_after_last(end)
     merged: dict[tuple, Fraction] = defaultdict(Fraction)
     for cost in source.usage_days:
-        if not first_day <= cost.bucket < day_after_last:
+        if not first_day <= cost.bucket < end_day:
             continue
         covered = not cost.billable
         key = (

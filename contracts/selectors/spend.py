@@ -18,15 +18,13 @@ from ..charges import (
     ChargeLine,
     ChargeSource,
     charge_lines_from,
+    day_after_last,
     month_start,
     next_month,
     reservation_charge_rows,
     reservation_charges_by_month,
     usage_lines_from,
     utc_midnight,
-)
-from ..charges import (
-    _day_after_last as day_after_last,
 )
 from ..models import Contract
 

@@ -727,8 +727,8 @@ def staff_contract_consumed(
     the contracts."""
     from contracts.charges import (
         ChargeSource,
-        _day_after_last,
         charge_lines_from,
+        day_after_last,
         reservation_charge_rows_by_organization,
         utc_midnight,
     )
@@ -751,7 +751,7 @@ def staff_contract_consumed(
         return {}
     # Usage days that began before the window's end count (a partial last day as metered).
     days = {
-        org_id: (start.astimezone(UTC).date(), _day_after_last(end))
+        org_id: (start.astimezone(UTC).date(), day_after_last(end))
         for org_id, (start, end) in windows.items()
     }
     # Take-or-pay: all spend in the term counts, whatever priced it.
