@@ -13,10 +13,12 @@ raw hourly table; R4 a no-op Celery task round trip through the workflow queue.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import os
 import platform
+import resource
 import secrets
 import statistics
 import subprocess
@@ -109,6 +111,15 @@ def timed_ms(call, repeat: int) -> list[float]:
     return samples
 
 
+def cpu_note(spent: dict[str, float], count: int, unit: str) -> str:
+    """Where the CPU of ``count`` units of work went, in ms per unit, largest first."""
+    if not count:
+        return ""
+    parts = sorted(spent.items(), key=lambda item: -item[1])
+    shares = ", ".join(f"{name} {seconds * 1000 / count:.1f}" for name, seconds in parts)
+    return f"CPU ms per {unit}: {shares}"
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, env: dict[str, str], run_dir: Path):
         self.args = args
@@ -171,6 +182,25 @@ class Bench:
             "p99": number("99%"),
             "mean": number("Average Response Time"),
         }
+
+    @contextlib.contextmanager
+    def cpu_spent(self):
+        """CPU seconds spent meanwhile by each part of the stack (``Stack.cpu_seconds``) and by
+        the load generator (locust runs as this process's waited-for children)."""
+        database = self.args.database_url.rsplit("/", 1)[-1]
+
+        def reading() -> dict[str, float]:
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return {
+                **self.stack.cpu_seconds(database),
+                "locust": children.ru_utime + children.ru_stime,
+            }
+
+        before = reading()
+        spent: dict[str, float] = {}
+        yield spent
+        after = reading()
+        spent.update({name: after[name] - before.get(name, 0.0) for name in after})
 
     # --- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -261,7 +291,8 @@ class Bench:
 
         users = 16
         r0 = self.locust(name="r0-max", path="/bench/r0/", users=users)
-        api = self.locust(name="list-max", path=self.list_path, users=users, token=self.org_key)
+        with self.cpu_spent() as spent:
+            api = self.locust(name="list-max", path=self.list_path, users=users, token=self.org_key)
         half = api["rps"] / 2
         api_half = self.locust(
             name="list-half", path=self.list_path, users=8, rate=half, token=self.org_key
@@ -271,7 +302,8 @@ class Bench:
             Figure(
                 "list requests (page of 50, API key, throttling on) max",
                 api["rps"], "req/s", "R0 max", r0["rps"], ">= 0.30x R0", min_ratio=0.30,
-                extra={"api": api, "r0": r0},
+                extra={"api": api, "r0": r0, "cpu_seconds": spent},
+                note=cpu_note(spent, api["requests"], "list request"),
             ),
             Figure(
                 f"same endpoint p99 at {half:.0f} req/s (half its max)",
@@ -411,26 +443,29 @@ class Bench:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        try:
-            result = self.locust(
-                name="ingest", path="/api/v1/usage/ingest", users=1, scenario="ingest",
-                token=self.provider_key, seconds=3600, extra={"BENCH_INGEST_DIR": str(folder)},
-            )  # fmt: skip
-        finally:
-            stop.set()
-            sampler.join()
+        with self.cpu_spent() as spent:
+            try:
+                result = self.locust(
+                    name="ingest", path="/api/v1/usage/ingest", users=1, scenario="ingest",
+                    token=self.provider_key, seconds=3600, extra={"BENCH_INGEST_DIR": str(folder)},
+                )  # fmt: skip
+            finally:
+                stop.set()
+                sampler.join()
         rows_per_second = INGEST_BATCH_ROWS / (result["mean"] / 1000) if result["mean"] else 0
         if result["failures"]:
             rows_per_second = 0.0
         worker = max(idle, key=lambda pid: peaks[pid] / idle[pid]) if idle else None
         mib = 2**20
         rows = len(batches) * INGEST_BATCH_ROWS
+        thousands = result["requests"] * INGEST_BATCH_ROWS // 1000
         self.figures += [
             Figure(
                 "HTTP usage ingest, 100k-row CSV batches (upsert + rollups)",
                 rows_per_second, "rows/s", "R1 COPY", r1, ">= 0.25x R1", min_ratio=0.25,
-                extra={"locust": result, "batches": len(batches)},
-                note=f"{result['requests']} batches timed by locust, mean {result['mean']:.0f} ms",
+                extra={"locust": result, "batches": len(batches), "cpu_seconds": spent},
+                note=f"{result['requests']} batches timed by locust, mean {result['mean']:.0f} ms"
+                f"; {cpu_note(spent, thousands, '1,000 rows')}",
             ),
             Figure(
                 "HTTP usage ingest (same run)", rows_per_second, "rows/s",
@@ -460,18 +495,22 @@ class Bench:
         again = self.stack.broker_wait_idle(timeout=60)
         began = datetime.now(UTC)
         rate = 20
-        result = self.locust(
-            name="submit", path=f"/api/v1/orgs/{self.org.slug}/requests/", users=10, rate=rate,
-            scenario="submit", token=self.org_key,
-            extra={"BENCH_SKU": pool.sku.code, "BENCH_REGION": pool.region.code},
-        )  # fmt: skip
         pending = {RequestState.SUBMITTED, RequestState.CHECKING}
-        deadline = time.monotonic() + 60
         submitted = CapacityRequest.objects.for_organization(self.org).filter(
             justification__startswith="benchmark ", created_at__gte=began
         )
-        while time.monotonic() < deadline and submitted.filter(state__in=pending).exists():
-            time.sleep(0.5)
+        # The CPU of the submissions and of everything they set off, until the checks are done
+        # and the tasks they enqueued (e-mail, webhooks) have run.
+        with self.cpu_spent() as spent:
+            result = self.locust(
+                name="submit", path=f"/api/v1/orgs/{self.org.slug}/requests/", users=10,
+                rate=rate, scenario="submit", token=self.org_key,
+                extra={"BENCH_SKU": pool.sku.code, "BENCH_REGION": pool.region.code},
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and submitted.filter(state__in=pending).exists():
+                time.sleep(0.5)
+            after = self.stack.broker_wait_idle(timeout=60)
         latencies = [
             (changed - at).total_seconds() * 1000
             for at, changed in submitted.exclude(state__in=pending).values_list(
@@ -485,6 +524,8 @@ class Bench:
             "unfinished": unfinished,
             "idle_before_r4": {"seconds": idle.seconds, "left": idle.left},
             "idle_before_submit": {"seconds": again.seconds, "left": again.left},
+            "idle_after_submit": {"seconds": after.seconds, "left": after.left},
+            "cpu_seconds": spent,
         }
         served = (
             f"{result['rps']:.1f} of {rate} submissions/s accepted; before R4 {idle.note}, "
@@ -500,7 +541,12 @@ class Bench:
                 "submit -> automatic checks done p99", percentile(latencies, 99)
                 if latencies else None, "ms", "R4 Celery no-op p99", percentile(r4, 99),
                 "<= 500 ms", max_value=500,
-                note=f"{unfinished} not done after 60 s" if unfinished else "",
+                note="; ".join(
+                    part for part in (
+                        f"{unfinished} not done after 60 s" if unfinished else "",
+                        cpu_note(spent, result["requests"], "submission"),
+                    ) if part
+                ),
             ),
         ]  # fmt: skip
 

@@ -70,6 +70,15 @@ def broker_state(client: redis.Redis, queues: list[str]) -> dict[str, dict[str, 
     return state
 
 
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0.0
+    # With the children this process has reaped (a Celery pool child that was replaced, say).
+    return times.user + times.system + times.children_user + times.children_system
+
+
 @dataclass
 class Stack:
     env: dict[str, str]
@@ -192,6 +201,34 @@ class Stack:
             except psutil.NoSuchProcess:
                 continue
         return sizes
+
+    def cpu_seconds(self, database: str) -> dict[str, float]:
+        """CPU time (user + system, seconds) spent so far by each part of the stack: the web
+        server, each worker group (each a process tree), the PostgreSQL backends serving
+        ``database`` and Redis. The difference over a figure shows where its CPU went on the two
+        shared cores. A process that exited meanwhile counts only once its parent has reaped
+        it (a backend that closed its connection is no longer counted)."""
+
+        def tree(pid: int) -> float:
+            try:
+                root = psutil.Process(pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return 0.0
+            return sum(_cpu(process) for process in processes)
+
+        spent = {
+            ("web" if name == "web" else name.removeprefix("worker-")): tree(process.pid)
+            for name, process in self.processes.items()
+        }
+        spent["postgresql"] = spent["redis"] = 0.0
+        for process in psutil.process_iter(["name", "cmdline"]):
+            name, cmdline = process.info["name"] or "", " ".join(process.info["cmdline"] or ())
+            if name.startswith("postgres") and f" {database} " in f"{cmdline} ":
+                spent["postgresql"] += _cpu(process)
+            elif name.startswith("redis-server"):
+                spent["redis"] += _cpu(process)
+        return spent
 
     def stop(self) -> None:
         for process in self.processes.values():

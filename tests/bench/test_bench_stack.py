@@ -3,16 +3,18 @@
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
+import psutil
 import pytest
 import redis
 from celery import Celery
 from django.db import connection
 
-from bench.run import R2_BATCH_ROWS, Bench, arguments
+from bench.run import R2_BATCH_ROWS, Bench, arguments, cpu_note
 from bench.stack import Stack
 from portal.celery import app, queue_names
 from tests.factories import GpuSkuFactory, OrganizationFactory, RegionFactory
@@ -120,3 +122,43 @@ def test_r2_commits_each_batch_of_a_thousand_then_deletes_its_rows(transactional
     assert rate > 0
     assert commit.call_count == 3, "one commit per 1,000-row bulk_create"
     assert not UsageRecord.all_objects.exists()
+
+
+def test_stack_cpu_reading_counts_each_process_tree_and_the_databases_backends(db, tmp_path):
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+    # A worker group whose CPU is spent by a child process, as Celery's pool does: first a child
+    # that burns and exits (counted through its parent once reaped), then one that burns and stays.
+    script = (
+        "import subprocess, sys, time\n"
+        "time.sleep(0.5)\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}])\n"
+        f"subprocess.Popen([sys.executable, '-c', {burn + 'time.sleep(60)'!r}])\n"
+        "time.sleep(60)\n"
+    )
+    stack = Stack(env={}, log_dir=tmp_path)
+    stack.processes["worker-workflow"] = subprocess.Popen([sys.executable, "-c", script])
+    database = connection.settings_dict["NAME"]
+    try:
+        before = stack.cpu_seconds(database)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM generate_series(1, 3000000)")
+        deadline = time.monotonic() + 20
+        while True:
+            after = stack.cpu_seconds(database)
+            if after["workflow"] - before["workflow"] >= 0.75 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        for child in psutil.Process(stack.processes["worker-workflow"].pid).children(True):
+            child.kill()
+        stack.processes["worker-workflow"].kill()
+        stack.processes["worker-workflow"].wait()
+    assert set(after) == {"workflow", "postgresql", "redis"}
+    assert 0.75 <= after["workflow"] - before["workflow"] < 3
+    assert after["postgresql"] - before["postgresql"] > 0.05
+
+
+def test_cpu_note_gives_milliseconds_per_unit_largest_first():
+    note = cpu_note({"web": 0.5, "workflow": 1.0, "redis": 0.0}, 100, "submission")
+    assert note == "CPU ms per submission: workflow 10.0, web 5.0, redis 0.0"
+    assert cpu_note({"web": 1.0}, 0, "submission") == ""
