@@ -187,12 +187,11 @@ class Bench:
     def cpu_spent(self):
         """CPU seconds spent meanwhile by each part of the stack (``Stack.cpu_seconds``) and by
         the load generator (locust runs as this process's waited-for children)."""
-        database = self.args.database_url.rsplit("/", 1)[-1]
 
         def reading() -> dict[str, float]:
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             return {
-                **self.stack.cpu_seconds(database),
+                **self.stack.cpu_seconds(),
                 "locust": children.ru_utime + children.ru_stime,
             }
 

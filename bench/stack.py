@@ -6,6 +6,7 @@ stopped by its process group id."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -202,30 +203,37 @@ class Stack:
                 continue
         return sizes
 
-    def cpu_seconds(self, database: str) -> dict[str, float]:
+    def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system, seconds) spent so far by each part of the stack: the web
-        server, each worker group (each a process tree), the PostgreSQL backends serving
-        ``database`` and Redis. The difference over a figure shows where its CPU went on the two
-        shared cores. A process that exited meanwhile counts only once its parent has reaped
-        it (a backend that closed its connection is no longer counted)."""
-
-        def tree(pid: int) -> float:
+        server, each worker group (each a process tree), the PostgreSQL backends serving their
+        connections (found by client port, so that other clients of the server do not count)
+        and the Redis server (shared with whatever else uses it). The difference over a figure
+        shows where its CPU went on the two shared cores. A process that exited meanwhile
+        counts once its parent has reaped it; a backend whose connection closed, no longer."""
+        spent: dict[str, float] = {}
+        ports: set[int] = set()
+        for name, process in self.processes.items():
+            group = "web" if name == "web" else name.removeprefix("worker-")
+            spent[group] = 0.0
             try:
-                root = psutil.Process(pid)
-                processes = [root, *root.children(recursive=True)]
+                root = psutil.Process(process.pid)
+                members = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
-                return 0.0
-            return sum(_cpu(process) for process in processes)
-
-        spent = {
-            ("web" if name == "web" else name.removeprefix("worker-")): tree(process.pid)
-            for name, process in self.processes.items()
-        }
+                continue
+            for member in members:
+                spent[group] += _cpu(member)
+                try:
+                    ports.update(c.laddr.port for c in member.net_connections(kind="tcp"))
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
         spent["postgresql"] = spent["redis"] = 0.0
+        backend = re.compile(r"\((\d+)\)")
         for process in psutil.process_iter(["name", "cmdline"]):
             name, cmdline = process.info["name"] or "", " ".join(process.info["cmdline"] or ())
-            if name.startswith("postgres") and f" {database} " in f"{cmdline} ":
-                spent["postgresql"] += _cpu(process)
+            if name.startswith("postgres"):
+                client = backend.search(cmdline)
+                if client and int(client.group(1)) in ports:
+                    spent["postgresql"] += _cpu(process)
             elif name.startswith("redis-server"):
                 spent["redis"] += _cpu(process)
         return spent

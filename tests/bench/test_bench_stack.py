@@ -124,38 +124,54 @@ def test_r2_commits_each_batch_of_a_thousand_then_deletes_its_rows(transactional
     assert not UsageRecord.all_objects.exists()
 
 
-def test_stack_cpu_reading_counts_each_process_tree_and_the_databases_backends(db, tmp_path):
+def test_stack_cpu_reading_counts_each_process_tree_and_its_own_backends(db, tmp_path):
     burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
-    # A worker group whose CPU is spent by a child process, as Celery's pool does: first a child
-    # that burns and exits (counted through its parent once reaped), then one that burns and stays.
+    dsn = " ".join(
+        f"{key}={value}"
+        for key, value in (
+            ("host", connection.settings_dict["HOST"] or "127.0.0.1"),
+            ("port", connection.settings_dict["PORT"] or 5432),
+            ("user", connection.settings_dict["USER"]),
+            ("dbname", connection.settings_dict["NAME"]),
+        )
+    )
+    # A worker group whose CPU is spent by children, as Celery's pool does: one that burns and
+    # exits (counted through its parent once reaped), one that burns and stays; then the group
+    # runs a query over its own connection and keeps it open.
     script = (
-        "import subprocess, sys, time\n"
+        "import subprocess, sys, time, psycopg\n"
         "time.sleep(0.5)\n"
         f"subprocess.run([sys.executable, '-c', {burn!r}])\n"
         f"subprocess.Popen([sys.executable, '-c', {burn + 'time.sleep(60)'!r}])\n"
+        f"conn = psycopg.connect({dsn!r})\n"
+        "conn.execute('SELECT count(*) FROM generate_series(1, 1000000)').fetchone()\n"
+        "print('queried', flush=True)\n"
         "time.sleep(60)\n"
     )
     stack = Stack(env={}, log_dir=tmp_path)
-    stack.processes["worker-workflow"] = subprocess.Popen([sys.executable, "-c", script])
-    database = connection.settings_dict["NAME"]
+    group = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    stack.processes["worker-workflow"] = group
     try:
-        before = stack.cpu_seconds(database)
+        before = stack.cpu_seconds()
+        # Another client of the same server: its backend is not the stack's.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM generate_series(1, 3000000)")
+            cursor.execute("SELECT count(*) FROM generate_series(1, 10000000)")
+        assert group.stdout.readline().strip() == "queried"
         deadline = time.monotonic() + 20
         while True:
-            after = stack.cpu_seconds(database)
+            after = stack.cpu_seconds()
             if after["workflow"] - before["workflow"] >= 0.75 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
     finally:
-        for child in psutil.Process(stack.processes["worker-workflow"].pid).children(True):
+        for child in psutil.Process(group.pid).children(recursive=True):
             child.kill()
-        stack.processes["worker-workflow"].kill()
-        stack.processes["worker-workflow"].wait()
+        group.kill()
+        group.wait()
     assert set(after) == {"workflow", "postgresql", "redis"}
     assert 0.75 <= after["workflow"] - before["workflow"] < 3
-    assert after["postgresql"] - before["postgresql"] > 0.05
+    # The group's query (about a tenth of the other client's) and nothing of the other's.
+    assert 0.02 < after["postgresql"] - before["postgresql"] < 0.5
 
 
 def test_cpu_note_gives_milliseconds_per_unit_largest_first():
