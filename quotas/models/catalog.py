@@ -142,7 +142,17 @@ class CapacityHold(models.Model):
                 fields=["pool", "starts_at", "ends_at"],
                 condition=Q(released_at__isnull=True),
                 name="hold_live_pool_window",
-            )
+            ),
+            # Availability's sweeps (quotas/selectors/availability.py) ask for a pool's live
+            # holds ending after a window start: the end comes first so that holds long over
+            # are never read, and the columns they test are included so that the sweep reads
+            # only the index.
+            models.Index(
+                fields=["pool", "ends_at"],
+                include=["starts_at", "gpu_count", "kind", "expires_at", "id"],
+                condition=Q(released_at__isnull=True),
+                name="hold_live_pool_end",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(gpu_count__gt=0), name="hold_count_positive"),

@@ -11,13 +11,18 @@ hold starting or ending), so every read here is one SQL statement that sweeps th
 window functions: it folds everything before the window start into one level at the start and
 keeps one level per event time inside the window. Nothing iterates hour by hour.
 
+The availability answer (free minimum, earliest start, other regions) runs on every request
+form and API call: its three statements are prepared once per connection
+(``portal.prepared``), since planning one cost about as much as running it.
+
 Free figures may be negative: a capacity reduction applied in "flag" mode can leave a pool
 committed beyond its capacity until the holds it flagged are moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -25,6 +30,7 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.errors import DomainError
+from portal.prepared import prepared_cursor
 from quotas.models import CapacityChange, CapacityHold, CapacityPool, GpuSku, Region
 
 # Stands for "no end" when a window is open-ended (a permanent capacity change).
@@ -87,32 +93,34 @@ class TimelineDay:
     free: int
 
 
-# Events over [start, end) of the pools in %(pools)s: (pool_id, t, capacity delta, held delta).
-# Events before the start are folded into the start by the levels query; a zero event at the
-# start makes sure the level at the start exists even when nothing happened before it.
+# Events over [start, end) of the pools in {pools} (an array; %(pools)s unless the statement
+# picks its pools itself): (pool_id, t, capacity delta, held delta). Events before the start are
+# folded into the start by the levels query; a zero event at the start makes sure the level at
+# the start exists even when nothing happened before it. The hold branches read only the index
+# ``hold_live_pool_end`` (pool, end, and every column they test): see its migration.
 _EVENTS_SQL = """
     SELECT c.pool_id, c.effective_at AS t, c.gpus_delta AS dcap, 0 AS dheld
       FROM {change} c
-     WHERE c.pool_id = ANY(%(pools)s::bigint[])
+     WHERE c.pool_id = ANY({pools})
        AND c.effective_at < %(end)s
        AND (c.ends_at IS NULL OR c.ends_at > %(start)s)
     UNION ALL
     SELECT c.pool_id, c.ends_at, -c.gpus_delta, 0
       FROM {change} c
-     WHERE c.pool_id = ANY(%(pools)s::bigint[])
+     WHERE c.pool_id = ANY({pools})
        AND c.ends_at > %(start)s AND c.ends_at < %(end)s
     UNION ALL
     SELECT h.pool_id, h.starts_at, 0, h.gpu_count
       FROM {hold} h
-     WHERE h.pool_id = ANY(%(pools)s::bigint[]) AND {live}
+     WHERE h.pool_id = ANY({pools}) AND {live}
        AND h.starts_at < %(end)s AND h.ends_at > %(start)s
     UNION ALL
     SELECT h.pool_id, h.ends_at, 0, -h.gpu_count
       FROM {hold} h
-     WHERE h.pool_id = ANY(%(pools)s::bigint[]) AND {live}
+     WHERE h.pool_id = ANY({pools}) AND {live}
        AND h.ends_at > %(start)s AND h.ends_at < %(end)s
     UNION ALL
-    SELECT p, %(start)s, 0, 0 FROM unnest(%(pools)s::bigint[]) AS p
+    SELECT p, %(start)s, 0, 0 FROM unnest({pools}) AS p
 """
 
 _LIVE_SQL = (
@@ -123,7 +131,7 @@ _LIVE_SQL = (
 
 # One row per pool and level: the level starts at t and lasts until t_next (NULL: window end).
 _LEVELS_SQL = """
-    WITH events AS ({events}),
+    WITH {prelude}events AS ({events}),
     levels AS (
         SELECT pool_id, t,
                sum(sum(dcap)) OVER w AS capacity,
@@ -136,13 +144,16 @@ _LEVELS_SQL = """
 """
 
 
-def _sql(query: str) -> str:
-    """``query`` (a SELECT over ``levels``) after the events and levels CTEs. The statement is
-    built only from this module's constants and model table names; every value is bound."""
-    events = _EVENTS_SQL.replace("{live}", _LIVE_SQL).format(
-        change=CapacityChange._meta.db_table, hold=CapacityHold._meta.db_table
+def _sql(query: str, *, prelude: str = "", pools: str = "%(pools)s::bigint[]") -> str:
+    """``query`` (a SELECT over ``levels``) after the events and levels CTEs, themselves after
+    ``prelude`` (more CTEs, each followed by a comma). The statement is built only from this
+    module's constants and model table names; every value is bound."""
+    events = (
+        _EVENTS_SQL.replace("{live}", _LIVE_SQL)
+        .replace("{pools}", pools)
+        .format(change=CapacityChange._meta.db_table, hold=CapacityHold._meta.db_table)
     )
-    return _LEVELS_SQL.replace("{events}", events) + query
+    return _LEVELS_SQL.replace("{prelude}", prelude).replace("{events}", events) + query
 
 
 def _params(
@@ -191,7 +202,7 @@ def pool_free_min_by_pool(
         ends_at=ends_at,
         exclude_hold_ids=exclude_hold_ids,
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return {pool_id: int(free) for pool_id, free in cursor.fetchall()}
 
@@ -336,7 +347,7 @@ def _earliest_start_before(
         count=gpu_count,
         duration=duration,
     )
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
@@ -388,6 +399,69 @@ def pool_summary_list(
     ]
 
 
+# The other active pools of a SKU, picked inside the statement that reads their levels: one
+# round trip, and no ORM query to compile (together that was about half of the availability
+# answer's time). Only the pools where the GPUs fit come back, with their region and SKU.
+_ALTERNATIVES_PRELUDE = """
+    candidates AS MATERIALIZED (
+        SELECT array_agg(p.id) AS ids
+          FROM {pool} p
+          JOIN {region} r ON r.id = p.region_id
+          JOIN {sku} s ON s.id = p.sku_id
+         WHERE p.sku_id = %(sku)s AND p.active AND r.active AND s.active
+           AND p.id <> ALL(%(exclude_pools)s::bigint[])
+    ),
+"""
+_ALTERNATIVES_QUERY = """
+    SELECT f.free, {columns}
+      FROM (SELECT pool_id, min(capacity - held) AS free FROM levels GROUP BY pool_id) AS f
+      JOIN {pool} p ON p.id = f.pool_id
+      JOIN {region} r ON r.id = p.region_id
+      JOIN {sku} s ON s.id = p.sku_id
+     WHERE f.free >= %(count)s
+"""
+# (alias, model) of each model read with its pool, in the order of their columns in a row.
+_POOL_MODELS = (("p", CapacityPool), ("r", Region), ("s", GpuSku))
+
+
+@functools.cache
+def _alternatives_sql() -> str:
+    tables = {alias: model._meta.db_table for alias, model in _POOL_MODELS}
+    columns = ", ".join(
+        f"{alias}.{connection.ops.quote_name(field.column)}"
+        for alias, model in _POOL_MODELS
+        for field in model._meta.concrete_fields
+    )
+    return _sql(
+        _ALTERNATIVES_QUERY.format(
+            columns=columns, pool=tables["p"], region=tables["r"], sku=tables["s"]
+        ),
+        prelude=_ALTERNATIVES_PRELUDE.format(pool=tables["p"], region=tables["r"], sku=tables["s"]),
+        pools="(SELECT ids FROM candidates)::bigint[]",
+    )
+
+
+def _pool_from_row(row: Sequence[object]) -> CapacityPool:
+    """The pool of a row of ``_alternatives_sql()``, with its region and SKU, as
+    ``select_related("region", "sku")`` would give it."""
+    instances = {}
+    position = 0
+    for alias, model in _POOL_MODELS:
+        fields = model._meta.concrete_fields
+        values = list(row[position : position + len(fields)])
+        position += len(fields)
+        for index, field in enumerate(fields):
+            for converter in field.get_db_converters(connection):
+                values[index] = converter(values[index], field, connection)
+        instances[alias] = model.from_db(
+            connection.alias, [field.attname for field in fields], values
+        )
+    pool = instances["p"]
+    CapacityPool.region.field.set_cached_value(pool, instances["r"])
+    CapacityPool.sku.field.set_cached_value(pool, instances["s"])
+    return pool
+
+
 def pool_alternatives(
     *,
     sku: GpuSku | int,
@@ -397,22 +471,20 @@ def pool_alternatives(
     exclude_pool: CapacityPool | int | None = None,
 ) -> list[PoolAvailability]:
     """Other active regions offering ``sku`` where ``gpu_count`` GPUs fit over the window,
-    most free first (then by region code). Two queries whatever the number of regions."""
-    pools = CapacityPool.objects.filter(
-        sku_id=sku if isinstance(sku, int) else sku.pk,
-        active=True,
-        region__active=True,
-        sku__active=True,
-    ).select_related("region", "sku")
-    if exclude_pool is not None:
-        pools = pools.exclude(pk=_pool_id(exclude_pool))
-    pools = list(pools)
-    free_by_pool = pool_free_min_by_pool(pools=pools, starts_at=starts_at, ends_at=ends_at)
-    fitting = [
-        PoolAvailability(pool=pool, free_min=free_by_pool[pool.pk])
-        for pool in pools
-        if free_by_pool[pool.pk] >= gpu_count
-    ]
+    most free first (then by region code). One query whatever the number of regions."""
+    _check_window(starts_at, ends_at)
+    params = _params(
+        pool_ids=[],
+        starts_at=starts_at,
+        ends_at=ends_at,
+        sku=sku if isinstance(sku, int) else sku.pk,
+        exclude_pools=[] if exclude_pool is None else [_pool_id(exclude_pool)],
+        count=gpu_count,
+    )
+    with prepared_cursor() as cursor:
+        cursor.execute(_alternatives_sql(), params)
+        rows = cursor.fetchall()
+    fitting = [PoolAvailability(pool=_pool_from_row(row[1:]), free_min=int(row[0])) for row in rows]
     return sorted(fitting, key=lambda a: (-a.free_min, a.pool.region.code))
 
 
