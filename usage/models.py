@@ -41,15 +41,17 @@ class UsageRecord(models.Model):
 
     The natural key (organization, sku, region, reservation or none, hour, source) is unique
     with NULLS NOT DISTINCT: a record sent again replaces the one before, it never adds to it.
-    The nullable reservation comes last in the index, so the ingest's pre-image lookup (which
-    compares it with IS NOT DISTINCT FROM) still narrows on every other column.
+    Its index leads with (organization, hour), so it also serves every read of the table (one
+    organization's records over a range of hours); the nullable reservation comes last, so the
+    ingest's pre-image lookup (which compares it with IS NOT DISTINCT FROM) still narrows on
+    every other column.
     """
 
-    # No index per foreign key: every index costs each ingested row an insertion into a table
-    # of tens of millions. The natural key and (organization, hour) lead with the organization;
-    # nothing reads records by GPU type or region alone (history reads the rollups), so
-    # deleting a GPU type or region (refused anyway while usage names it) may scan the table.
-    # Records with a reservation are few: a partial index serves the reservation's PROTECT.
+    # No index but the natural key's, the primary key's and a tiny partial one: every index
+    # costs each ingested row an insertion into a table of tens of millions. Nothing reads
+    # records by GPU type or region alone (history reads the rollups), so deleting a GPU type
+    # or region (refused anyway while usage names it) may scan the table. Records with a
+    # reservation are few: a partial index serves the reservation's PROTECT.
     #
     # No foreign-key constraints either (db_constraint=False): checking them cost each batch
     # one lookup per row and key at commit. What they guaranteed holds without them
@@ -96,7 +98,7 @@ class UsageRecord(models.Model):
         ordering = ["hour", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "sku", "region", "hour", "source", "reservation"],
+                fields=["organization", "hour", "sku", "region", "source", "reservation"],
                 name="usage_record_natural_key",
                 nulls_distinct=False,
             ),
@@ -114,7 +116,6 @@ class UsageRecord(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["organization", "hour"], name="usage_record_org_hour"),
             models.Index(
                 fields=["reservation"],
                 name="usage_record_reservation",
@@ -129,11 +130,24 @@ class UsageRecord(models.Model):
 class UsageRollup(models.Model):
     """Sum of GPU-hours and number of hourly records in one bucket (all sources)."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
-    sku = models.ForeignKey(GpuSku, on_delete=models.PROTECT, related_name="+")
-    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+")
+    # Foreign-key constraints, but no index per foreign key: each new bucket an ingest creates
+    # (a batch of metering over weeks creates thousands) pays one insertion per index. The
+    # bucket's key and (organization, day or month) lead with the organization, which serves
+    # the organization's lookups; a GPU type or region is never deleted (refused while usage
+    # names it, and the hourly table, which has no such index, is scanned for that anyway);
+    # rows with a reservation are few, and a partial index serves the reservation's PROTECT.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    sku = models.ForeignKey(GpuSku, on_delete=models.PROTECT, related_name="+", db_index=False)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="+", db_index=False)
     reservation = models.ForeignKey(
-        Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Reservation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
     gpu_hours = models.DecimalField(
         max_digits=18, decimal_places=GPU_HOURS_DECIMALS, default=Decimal("0")
@@ -163,7 +177,14 @@ class UsageDaily(UsageRollup):
                 condition=Q(gpu_hours__gte=Decimal("0")), name="usage_daily_not_negative"
             ),
         ]
-        indexes = [models.Index(fields=["organization", "day"], name="usage_daily_org_day")]
+        indexes = [
+            models.Index(fields=["organization", "day"], name="usage_daily_org_day"),
+            models.Index(
+                fields=["reservation"],
+                name="usage_daily_reservation",
+                condition=Q(reservation__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.sku_id}@{self.region_id} {self.day}"
@@ -190,6 +211,11 @@ class UsageMonthly(UsageRollup):
         indexes = [
             models.Index(fields=["organization", "month"], name="usage_monthly_org_month"),
             models.Index(fields=["month", "sku"], name="usage_monthly_month_sku"),
+            models.Index(
+                fields=["reservation"],
+                name="usage_monthly_reservation",
+                condition=Q(reservation__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
