@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,11 +21,10 @@ from ..charges import (
     month_start,
     next_month,
     reservation_charge_rows,
-    reservation_charges_by_month,
-    usage_lines_from,
     utc_midnight,
 )
 from ..models import Contract
+from .charge_sums import charges_by_month
 
 RUN_RATE_DAYS = 30
 ZERO = Decimal("0.00")
@@ -58,6 +56,8 @@ def _spend_source(
     over their span: the months every window holds whole or not at all from the monthly
     rollups, the months a window starts or ends inside of day by day. Each window is priced
     from it exactly as from ``charge_source``."""
+    from usage.costing import usage_cost_days_and_months
+
     split = set()
     for start, end in windows:
         if start.astimezone(UTC).day != 1:
@@ -65,13 +65,18 @@ def _spend_source(
         # The month the window ends inside of, this month's partial days included.
         if end.astimezone(UTC) != utc_midnight(month_start(end.astimezone(UTC).date())):
             split.add(month_start(end.astimezone(UTC).date()))
-    return _burn_down_source(
+    start, end = min(start for start, _ in windows), max(end for _, end in windows)
+    if end <= start:
+        return ChargeSource(start=start, end=end, usage_days=[], reservations=[])
+    usage_days = usage_cost_days_and_months(
         organization=organization,
-        start=min(start for start, _ in windows),
-        end=max(end for _, end in windows),
+        start=start.astimezone(UTC).date(),
+        end=day_after_last(end),
         daily_from=date.max,
         daily_months=split,
     )
+    rows = reservation_charge_rows(organization=organization, start=start, end=end)
+    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=rows)
 
 
 def contract_consumed_spend_many(
@@ -95,43 +100,6 @@ def contract_consumed_spend_many(
                 ZERO,
             )
     return consumed
-
-
-def _burn_down_source(
-    *,
-    organization: Organization,
-    start: datetime,
-    end: datetime,
-    daily_from: date,
-    daily_months: Iterable[date] = (),
-    reservations: bool = True,
-) -> ChargeSource:
-    """What ``charge_source`` reads for [start, end), with the usage of the whole months
-    before ``daily_from`` that have one rate all month read from the monthly rollups (one
-    line per month and key, ``usage.costing.usage_cost_days_and_months``) instead of day by
-    day. Charges sum GPU-hours per month and key before rounding once, so every window made
-    of whole months before ``daily_from`` and any days from it on is priced exactly as from
-    the daily source: the burn-down prices the term and its trailing run-rate window only.
-    The months of ``daily_months`` (their 1sts) are read day by day too. Without
-    ``reservations`` the reservations are not read (the source prices usage only).
-    """
-    from usage.costing import usage_cost_days_and_months
-
-    if end <= start:
-        return ChargeSource(start=start, end=end, usage_days=[], reservations=[])
-    usage_days = usage_cost_days_and_months(
-        organization=organization,
-        start=start.astimezone(UTC).date(),
-        end=day_after_last(end),
-        daily_from=daily_from,
-        daily_months=set(daily_months),
-    )
-    rows = (
-        reservation_charge_rows(organization=organization, start=start, end=end)
-        if reservations
-        else []
-    )
-    return ChargeSource(start=start, end=end, usage_days=usage_days, reservations=rows)
 
 
 @dataclass(frozen=True)
@@ -209,33 +177,25 @@ def _run_rate_window(contract: Contract, now: datetime) -> tuple[datetime, datet
     return max(rate_end - timedelta(days=RUN_RATE_DAYS), term_start_at), rate_end
 
 
-def contract_burn_down_source(
-    *, contract: Contract, now: datetime, reservations: bool = True
-) -> ChargeSource:
-    """What the burn-down of ``contract`` as of ``now`` reads (five to six queries): the
-    charges of its term to now, whole months before the run-rate window's month from the
-    monthly rollups. Any window of the term to now that starts at or after the 1st of that
-    month (this month's statement, for one) is priced from it exactly as ``charge_lines``.
-    Without ``reservations`` it holds usage only (one query fewer): enough for the burn-down,
-    which sums reservation charges in the database."""
-    term_from, term_to = _term_window(contract, now)
-    rate_start, _ = _run_rate_window(contract, now)
-    return _burn_down_source(
-        organization=contract.organization,
-        start=term_from,
-        end=term_to,
-        daily_from=month_start(rate_start.date()),
-        reservations=reservations,
-    )
+def contract_burn_down_windows(
+    *, contract: Contract, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The windows whose charges per month the burn-down of ``contract`` as of ``now`` sums:
+    its term to now, then the run-rate window (``charge_sums.charges_by_month`` of them)."""
+    return [_term_window(contract, now), _run_rate_window(contract, now)]
 
 
 def contract_burn_down(
-    *, contract: Contract, now: datetime | None = None, source: ChargeSource | None = None
+    *,
+    contract: Contract,
+    now: datetime | None = None,
+    charges: list[dict[date, Decimal]] | None = None,
 ) -> BurnDown:
-    """The burn-down of ``contract`` as of ``now``. A constant number of queries; when given
-    ``source`` (``contract_burn_down_source`` for the same ``now``) one: the reservation
-    charges per month of the term and of the run-rate window, summed in the database
-    (``charges.reservation_charges_by_month``), the usage priced from ``source``.
+    """The burn-down of ``contract`` as of ``now``. Three queries, whatever the records: the
+    usage and reservation charges per month of its term to now and of the run-rate window,
+    summed in the database (``charge_sums.charges_by_month``, each line rounded as its
+    statement line); none when given ``charges``, those sums for the windows of
+    ``contract_burn_down_windows`` as of the same ``now``.
 
     Run rate: the charges of the last 30 whole UTC days inside the term (fewer when the term
     began less than 30 days ago), per day. Forecast at a month's end: consumed to now plus the
@@ -244,29 +204,18 @@ def contract_burn_down(
     now = now or timezone.now()
     term_start_at, term_end_at = utc_midnight(contract.term_start), utc_midnight(contract.term_end)
     rate_start, rate_end = _run_rate_window(contract, now)
-    if source is None:
-        # The burn-down reads no reservation rows: their charges come summed per month.
-        source = contract_burn_down_source(contract=contract, now=now, reservations=False)
-    by_month: dict[date, Decimal] = defaultdict(lambda: ZERO)
+    by_month: dict[date, Decimal] = {}
     days = max((rate_end - rate_start).days, 0)
     per_day = Fraction(0)
     if contract.status != Contract.Status.DRAFT:
-        # Usage lines from the source; reservations as month totals summed in the database
-        # (each line rounded as its statement line), for the term and the run-rate window.
-        term_from, term_to = _term_window(contract, now)
-        windows = [(term_from, term_to)] + ([(rate_start, rate_end)] if days else [])
-        reserved = reservation_charges_by_month(
-            organization=contract.organization_id, windows=windows
-        )
-        for line in usage_lines_from(source, start=term_from, end=term_to):
-            by_month[line.period] += line.amount
-        for month, amount in reserved[0].items():
-            by_month[month] += amount
+        if charges is None:
+            charges = charges_by_month(
+                organization=contract.organization_id,
+                windows=contract_burn_down_windows(contract=contract, now=now),
+            )
+        by_month = charges[0]
         if days:
-            window = usage_lines_from(source, start=rate_start, end=rate_end)
-            window_total = sum((line.amount for line in window), ZERO)
-            window_total += sum(reserved[1].values(), ZERO)
-            per_day = Fraction(window_total) / days
+            per_day = Fraction(sum(charges[1].values(), ZERO)) / days
     consumed = sum(by_month.values(), ZERO)
 
     def forecast_at(instant: datetime) -> Decimal:

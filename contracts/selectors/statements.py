@@ -195,8 +195,7 @@ def statement_compute(
     """The charges of ``month`` (to ``now`` while it runs) and the adjustments of earlier
     issued months: what issuing the statement now would freeze. The charges are priced from
     ``source`` (no query) when it was read for a window that holds the month's to ``now``
-    and prices it day by day (``charge_source``, or ``contract_burn_down_source`` as of
-    ``now`` for a window starting at or after the 1st of its run-rate month)."""
+    and prices it as ``charge_source`` does (``ChargeSource`` says which reads do)."""
     now = now or timezone.now()
     start, end = utc_midnight(month), min(utc_midnight(next_month(month)), now)
     if source is not None and source.start <= start and end <= source.end:

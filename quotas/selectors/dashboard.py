@@ -11,22 +11,16 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.models import Organization
-from contracts.charges import (
-    ChargeSource,
-    charge_lines,
-    charge_lines_from,
-    lines_total,
-    month_start,
-    next_month,
-    utc_midnight,
-)
-from contracts.models import Contract, StatementLine
+from contracts.charges import month_start, next_month, utc_midnight
+from contracts.models import Contract
 from contracts.selectors import contract_active_for
-from contracts.selectors.spend import BurnDown, contract_burn_down, contract_burn_down_source
+from contracts.selectors.charge_sums import charges_by_month
+from contracts.selectors.spend import BurnDown, contract_burn_down, contract_burn_down_windows
 from contracts.selectors.statements import statement_currency
 from usage.selectors import usage_aggregate_rows
 
 ZERO_HOURS = Decimal("0")
+ZERO = Decimal("0.00")
 
 
 @dataclass(frozen=True)
@@ -40,21 +34,13 @@ class DashboardFigures:
     burn_down: BurnDown | None
 
 
-def month_spend(
-    *, organization: Organization, now: datetime, source: ChargeSource | None = None
-) -> Decimal:
+def month_spend(*, organization: Organization, now: datetime) -> Decimal:
     """The usage and reservation charges of the UTC month holding ``now``, to ``now``: the
     open statement's ``usage_total + reservation_total`` (``statement_get``; the month has not
-    ended, so no statement of it is issued), without the adjustments of earlier months and
-    without reading the catalog for its rows. Priced from ``source`` when it holds the month
-    to now (the burn-down's does whenever the contract's term began by the 1st), else read."""
-    start = utc_midnight(month_start(now.date()))
-    if source is not None and source.start <= start and now <= source.end:
-        lines = charge_lines_from(source, start=start, end=now)
-    else:
-        lines = charge_lines(organization=organization, start=start, end=now)
-    kinds = (StatementLine.Kind.USAGE, StatementLine.Kind.RESERVATION)
-    return lines_total(line for line in lines if line.kind in kinds)
+    ended, so no statement of it is issued), without the adjustments of earlier months.
+    Three queries (``charges_by_month``)."""
+    window = (utc_midnight(month_start(now.date())), now)
+    return sum(charges_by_month(organization=organization, windows=[window])[0].values(), ZERO)
 
 
 def dashboard_figures_get(
@@ -63,8 +49,8 @@ def dashboard_figures_get(
     """Month-to-date GPU-hours (UTC month, from the rollups); with ``include_billing``, the
     month's spend to date (the open statement's usage and reservation charges, without
     adjustments of earlier months) and the burn-down of the contract in force, in its currency.
-    A constant number of queries: the month's usage, the contract, and what its burn-down
-    reads (the month's charges come from the same read)."""
+    Five queries: the month's usage, the contract, and the charges per month of the burn-down's
+    windows and of this month, summed in the database (``charges_by_month``)."""
     now = now or timezone.now()
     month = month_start(now.date())
     rows = usage_aggregate_rows(
@@ -75,13 +61,16 @@ def dashboard_figures_get(
     currency = statement_currency(organization)
     if include_billing:
         contract = contract_active_for(organization=organization, at=now)
-        source = None
-        if contract is not None:
-            contract.organization = organization  # read already: not again for the burn-down
-            source = contract_burn_down_source(contract=contract, now=now)
-            burn_down = contract_burn_down(contract=contract, now=now, source=source)
+        if contract is None:
+            spend = month_spend(organization=organization, now=now)
+        else:
+            # The month's charges are one more window of the burn-down's read.
+            windows = contract_burn_down_windows(contract=contract, now=now)
+            windows.append((utc_midnight(month), now))
+            charges = charges_by_month(organization=organization, windows=windows)
+            burn_down = contract_burn_down(contract=contract, now=now, charges=charges[:-1])
+            spend = sum(charges[-1].values(), ZERO)
             currency = contract.currency
-        spend = month_spend(organization=organization, now=now, source=source)
     return DashboardFigures(
         month=month,
         as_of=now,

@@ -1,6 +1,7 @@
-"""The burn-down reads whole months of one rate from the monthly rollups and the rest day by
-day: its figures, and this month's statement priced from the same read, equal those priced
-day by day to the cent, across contracts that start, stop and are terminated mid-month."""
+"""Consumed spend and the burn-down read whole months of one rate from the monthly rollups and
+the rest day by day: their figures, and statements priced from the same read, equal those
+priced day by day to the cent, across contracts that start, stop and are terminated
+mid-month."""
 
 from datetime import date, timedelta
 from decimal import Decimal
@@ -14,7 +15,7 @@ from contracts.selectors.spend import (
     _spend_source,
     _term_window,
     contract_burn_down,
-    contract_burn_down_source,
+    contract_burn_down_windows,
     contract_consumed_spend_many,
     contract_spend_lines,
 )
@@ -76,27 +77,27 @@ def _daily_source(contract, now):
     return charge_source(organization=contract.organization, start=start, end=end)
 
 
-def test_burn_down_equals_the_day_by_day_pricing(history):
-    fast = contract_burn_down(contract=history, now=NOW)
-    by_day = contract_burn_down(contract=history, now=NOW, source=_daily_source(history, NOW))
-    assert fast == by_day
-    assert fast.consumed > 0 and fast.run_rate_per_day > 0
+def _burn_down_day_by_day(contract, now):
+    """The burn-down on its windows' charges summed from the lines priced day by day."""
+    charges = []
+    for start, end in contract_burn_down_windows(contract=contract, now=now):
+        months = {}
+        if end > start:
+            source = charge_source(organization=contract.organization, start=start, end=end)
+            for line in charge_lines_from(source, start=start, end=end):
+                months[line.period] = months.get(line.period, Decimal("0.00")) + line.amount
+        charges.append(months)
+    return contract_burn_down(contract=contract, now=now, charges=charges)
 
 
 @pytest.mark.parametrize(
     "now",
     [NOW, at(2026, 5, 20, 18), at(2026, 6, 1), at(2026, 3, 17, 1), at(2025, 11, 2, 7)],
 )
-def test_charges_of_every_month_equal_the_day_by_day_pricing(history, now):
-    fast = contract_burn_down_source(contract=history, now=now)
-    daily = _daily_source(history, now)
-    start, end = _term_window(history, now)
-    assert sorted(map(repr, charge_lines_from(fast, start=start, end=end))) == sorted(
-        map(repr, charge_lines_from(daily, start=start, end=end))
-    )
-    assert contract_burn_down(contract=history, now=now, source=fast) == contract_burn_down(
-        contract=history, now=now, source=daily
-    )
+def test_burn_down_equals_the_day_by_day_pricing(history, now):
+    fast = contract_burn_down(contract=history, now=now)
+    assert fast == _burn_down_day_by_day(history, now)
+    assert fast.consumed > 0 and fast.run_rate_per_day > 0
 
 
 def test_whole_months_are_read_monthly_and_split_months_daily(org, history):
@@ -122,8 +123,9 @@ def test_whole_months_are_read_monthly_and_split_months_daily(org, history):
     assert sorted(map(repr, january)) == sorted(map(repr, by_month))
 
 
-def test_this_months_statement_from_the_burn_down_read_equals_its_own(org, history):
-    source = contract_burn_down_source(contract=history, now=NOW)
+def test_statements_priced_from_a_read_of_whole_months_equal_their_own(org, history):
+    source = _spend_source(organization=org, windows=[_term_window(history, NOW)])
+    assert any(cost.bucket == date(2026, 1, 1) for cost in source.usage_days)  # a month line
     shared = statement_get(organization=org, month=date(2026, 7, 1), now=NOW, source=source)
     own = statement_get(organization=org, month=date(2026, 7, 1), now=NOW)
     assert shared == own

@@ -23,7 +23,9 @@ from .conftest import ingest, make_reservation
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD_QUERIES = 22  # the burn-down sums its reservation charges in one more query
+# Session, user, organization and membership; the lists; the month's GPU-hours, the contract,
+# and the charges per month of the burn-down's windows and of this month (three queries).
+DASHBOARD_QUERIES = 19
 
 
 @pytest.fixture

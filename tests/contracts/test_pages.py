@@ -195,10 +195,10 @@ def test_contract_and_statement_pages_query_counts_stay_flat(
         with CaptureQueriesContext(connection) as ctx:
             assert client.get(url(org, page)).status_code == 200
         counts[page] = len(ctx.captured_queries)
-    # Session, user and membership, then the page's own reads (the burn-down reads the term's
-    # charges once: usage in four queries, reservations in one).
+    # Session, user and membership, then the page's own reads (the burn-down sums the charges
+    # per month in three queries: contracts in force, usage, reservations).
     assert counts == {
-        f"contracts/{contract.pk}/": 15,
+        f"contracts/{contract.pk}/": 12,
         "contracts/": 6,
         "statements/": 6,
         f"statements/{month}/": 14,

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from contracts.charges import Kind, charge_lines, reservation_charges_by_month
-from contracts.selectors import spend
-from contracts.selectors.spend import contract_burn_down, contract_burn_down_source
+from contracts.selectors import charge_sums
+from contracts.selectors.spend import contract_burn_down
 
 from .conftest import at
 from .test_charges_total import reservations  # noqa: F401  (fixture)
@@ -83,10 +83,9 @@ def test_burn_down_is_unchanged_by_summing_reservations_in_the_database(
     monkeypatch,
     now,
 ):
-    source = contract_burn_down_source(contract=history, now=now)
-    from_sql = contract_burn_down(contract=history, now=now, source=source)
-    monkeypatch.setattr(spend, "reservation_charges_by_month", _by_month_from_lines)
-    from_lines = contract_burn_down(contract=history, now=now, source=source)
+    from_sql = contract_burn_down(contract=history, now=now)
+    monkeypatch.setattr(charge_sums, "reservation_charges_by_month", _by_month_from_lines)
+    from_lines = contract_burn_down(contract=history, now=now)
     assert from_sql.as_dict() == from_lines.as_dict()
     assert from_sql == from_lines
     if now > at(2026, 2, 1):
