@@ -441,24 +441,40 @@ def _alternatives_sql() -> str:
     )
 
 
+@functools.cache
+def _pool_row_layout() -> tuple[tuple[type, tuple[str, ...], tuple], ...]:
+    """Per model of ``_POOL_MODELS``: the model, its field names in column order, and the
+    fields whose values need converting from the database (as the ORM's compiler would)."""
+    layout = []
+    for _, model in _POOL_MODELS:
+        fields = model._meta.concrete_fields
+        converted = tuple(
+            (index, field)
+            for index, field in enumerate(fields)
+            if field.get_db_converters(connection)
+        )
+        layout.append((model, tuple(field.attname for field in fields), converted))
+    return tuple(layout)
+
+
 def _pool_from_row(row: Sequence[object]) -> CapacityPool:
     """The pool of a row of ``_alternatives_sql()``, with its region and SKU, as
     ``select_related("region", "sku")`` would give it."""
-    instances = {}
+    database = connection.alias
+    instances = []
     position = 0
-    for alias, model in _POOL_MODELS:
-        fields = model._meta.concrete_fields
-        values = list(row[position : position + len(fields)])
-        position += len(fields)
-        for index, field in enumerate(fields):
-            for converter in field.get_db_converters(connection):
-                values[index] = converter(values[index], field, connection)
-        instances[alias] = model.from_db(
-            connection.alias, [field.attname for field in fields], values
-        )
-    pool = instances["p"]
-    CapacityPool.region.field.set_cached_value(pool, instances["r"])
-    CapacityPool.sku.field.set_cached_value(pool, instances["s"])
+    for model, names, converted in _pool_row_layout():
+        values = row[position : position + len(names)]
+        position += len(names)
+        if converted:
+            values = list(values)
+            for index, field in converted:
+                for converter in field.get_db_converters(connection):
+                    values[index] = converter(values[index], field, connection)
+        instances.append(model.from_db(database, names, values))
+    pool, region, sku = instances
+    CapacityPool.region.field.set_cached_value(pool, region)
+    CapacityPool.sku.field.set_cached_value(pool, sku)
     return pool
 
 
