@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.db.models import QuerySet
 
 from accounts.models import Organization, User
@@ -34,14 +32,3 @@ def notification_preferences_get(*, user: User) -> dict[str, str]:
     """Delivery per event group for one user, defaults filled in."""
     chosen = dict(NotificationPreference.objects.filter(user=user).values_list("group", "delivery"))
     return {group: chosen.get(group, DEFAULT_DELIVERY[group]) for group in EventGroup.values}
-
-
-def notification_delivery_for_users(*, user_ids: Iterable[int], group: str) -> dict[int, str]:
-    """Delivery for one event group, for many users in one query."""
-    user_ids = list(user_ids)
-    chosen = dict(
-        NotificationPreference.objects.filter(user_id__in=user_ids, group=group).values_list(
-            "user_id", "delivery"
-        )
-    )
-    return {uid: chosen.get(uid, DEFAULT_DELIVERY[group]) for uid in user_ids}

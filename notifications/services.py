@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -16,8 +16,7 @@ from accounts.models import Organization, User
 from portal.errors import DomainError
 
 from .events import EventGroup, event_group
-from .models import Delivery, Notification, NotificationPreference
-from .selectors import notification_delivery_for_users
+from .models import DEFAULT_DELIVERY, Delivery, Notification, NotificationPreference
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +31,25 @@ def _enqueue_email(notification_id: int) -> None:
     from .tasks import send_email_task
 
     send_email_task.delay(notification_id)
+
+
+# The recipient's delivery for the event's group (the group's default when unchosen; none
+# without an e-mail address), in recipient order.
+_PUBLISH_SQL = """
+INSERT INTO notifications_notification
+       (recipient_id, organization_id, event, title, body, url, dedupe_key, created_at,
+        read_at, delivery, emailed_at)
+SELECT r.user_id, %(organization)s, %(event)s, %(title)s, %(body)s, %(url)s, %(dedupe_key)s,
+       %(created_at)s, NULL,
+       CASE WHEN r.has_email THEN COALESCE(p.delivery, %(default)s) ELSE %(none)s END, NULL
+  FROM UNNEST(%(users)s::bigint[], %(emails)s::boolean[])
+       WITH ORDINALITY AS r(user_id, has_email, n)
+  LEFT JOIN notifications_notificationpreference p
+         ON p.user_id = r.user_id AND p."group" = %(group)s
+ ORDER BY r.n
+    ON CONFLICT (recipient_id, dedupe_key) DO NOTHING
+RETURNING id, recipient_id, delivery
+"""
 
 
 def notification_publish(
@@ -63,27 +81,50 @@ def notification_publish(
         people.setdefault(user.pk, user)
     if not people:
         return []
-    deliveries = notification_delivery_for_users(user_ids=people, group=event_group(event))
+    group = event_group(event)
+    now = timezone.now()
+    fields = {
+        "organization": organization,
+        "event": event,
+        "title": title[:200],
+        "body": body,
+        "url": url[:500],
+        "dedupe_key": dedupe_key[:200],
+        "created_at": now,
+    }
+    # One statement instead of a preference read and a get-or-create per recipient (a read and
+    # an insert under two savepoints each): the unique (recipient, dedupe key) makes a repeated
+    # or concurrent publish insert nothing, as get_or_create did.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PUBLISH_SQL,
+            {
+                "users": list(people),
+                "emails": [bool(user.email) for user in people.values()],
+                "organization": organization.pk if organization is not None else None,
+                "event": fields["event"],
+                "title": fields["title"],
+                "body": body,
+                "url": fields["url"],
+                "dedupe_key": fields["dedupe_key"],
+                "created_at": now,
+                "group": group,
+                "default": str(DEFAULT_DELIVERY[group]),
+                "none": str(Delivery.NONE),
+            },
+        )
+        inserted = {recipient_id: (pk, delivery) for pk, recipient_id, delivery in cursor}
     created: list[Notification] = []
-    with transaction.atomic():
-        for user_id, user in people.items():
-            notification, was_created = Notification.objects.get_or_create(
-                recipient=user,
-                dedupe_key=dedupe_key[:200],
-                defaults={
-                    "organization": organization,
-                    "event": event,
-                    "title": title[:200],
-                    "body": body,
-                    "url": url[:500],
-                    "delivery": deliveries[user_id] if user.email else Delivery.NONE,
-                },
-            )
-            if not was_created:
-                continue
-            created.append(notification)
-            if notification.delivery == Delivery.IMMEDIATE:
-                transaction.on_commit(lambda pk=notification.pk: _enqueue_email(pk), robust=True)
+    for user_id, user in people.items():
+        if user_id not in inserted:
+            continue
+        pk, delivery = inserted[user_id]
+        notification = Notification(pk=pk, recipient=user, delivery=delivery, **fields)
+        notification._state.adding = False
+        notification._state.db = connection.alias
+        created.append(notification)
+        if delivery == Delivery.IMMEDIATE:
+            transaction.on_commit(lambda pk=pk: _enqueue_email(pk), robust=True)
     return created
 
 
