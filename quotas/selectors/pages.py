@@ -20,9 +20,7 @@ from django.db.models import (
     Sum,
     Value,
     When,
-    Window,
 )
-from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -37,14 +35,11 @@ from contracts.models import Contract
 from quotas.models import (
     CapacityPool,
     CapacityRequest,
-    GpuSku,
-    Region,
     RequestCheck,
     RequestComment,
     RequestEvent,
     Reservation,
 )
-from quotas.selectors.quotas import organization_quota_at
 from quotas.workflow import REQUEST_OPEN, RequestState, ReservationState
 
 S = RequestState
@@ -256,94 +251,6 @@ def reservation_detail_get(*, organization: Organization, pk: int) -> dict:
         .order_by("-created_at")
     )
     return {"reservation": reservation, "events": events, "extensions": extensions}
-
-
-# --- Dashboard ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class QuotaRow:
-    sku_name: str
-    region_code: str
-    reserved_now: int  # GPUs of reservations running now
-    on_demand_limit: int
-    scheduled_next: int  # GPUs of scheduled reservations still to start
-
-    @property
-    def total_now(self) -> int:
-        return self.reserved_now + self.on_demand_limit
-
-
-def quota_overview(*, organization: Organization, at: datetime | None = None) -> list[QuotaRow]:
-    """Quota per SKU and region at ``at`` (``organization_quota_at``), with what is scheduled
-    to start later next to it."""
-    at = at or timezone.now()
-    lines: dict[tuple[int, int], list[int]] = {
-        (q.sku_id, q.region_id): [q.reserved, q.on_demand, 0]
-        for q in organization_quota_at(organization=organization, at=at)
-    }
-    upcoming = (
-        Reservation.objects.for_organization(organization)
-        .filter(state=ReservationState.SCHEDULED, starts_at__gt=at)
-        .values("pool__sku_id", "pool__region_id")
-        .annotate(gpus=Sum("gpu_count"))
-        .order_by()
-    )
-    for row in upcoming:
-        key = (row["pool__sku_id"], row["pool__region_id"])
-        lines.setdefault(key, [0, 0, 0])[2] = row["gpus"]
-    if not lines:
-        return []
-    sku_names = dict(GpuSku.objects.filter(pk__in={k[0] for k in lines}).values_list("pk", "name"))
-    region_codes = dict(
-        Region.objects.filter(pk__in={k[1] for k in lines}).values_list("pk", "code")
-    )
-    rows = [
-        QuotaRow(sku_names[sku_id], region_codes[region_id], r, o, n)
-        for (sku_id, region_id), (r, o, n) in lines.items()
-    ]
-    return sorted(rows, key=lambda row: (row.sku_name, row.region_code))
-
-
-def dashboard_get(*, organization: Organization, limit: int = 10) -> dict:
-    """The dashboard's lists: running and scheduled reservations (the first ``limit`` of each),
-    the open requests with how many are open (one query), the recent events and the quota
-    overview."""
-    now = timezone.now()
-    reservations = Reservation.objects.for_organization(organization).select_related(
-        "pool__sku", "pool__region"
-    )
-    active = list(
-        reservations.filter(state=ReservationState.ACTIVE).order_by("ends_at", "id")[:limit]
-    )
-    upcoming = list(
-        reservations.filter(state=ReservationState.SCHEDULED).order_by("starts_at", "id")[:limit]
-    )
-    open_requests = list(
-        CapacityRequest.objects.for_organization(organization)
-        .filter(state__in=REQUEST_OPEN)
-        # What a row shows and whom it waits on: fewer joins to plan than the request pages'.
-        .select_related("sku", "region", "organization__account_manager")
-        # Every open request counted, before the slice.
-        .annotate(open_count=Window(Count("id")))
-        .order_by(
-            Coalesce("decision_due_at", "offer_expires_at").asc(nulls_last=True), "created_at"
-        )[:limit]
-    )
-    recent = _labelled(
-        list(
-            RequestEvent.objects.for_organization(organization)
-            .select_related("actor", "request", "reservation")
-            .order_by("-at", "-id")[:limit]
-        )
-    )
-    return {
-        "recent_events": recent,
-        "active_reservations": active,
-        "upcoming_reservations": upcoming,
-        "waiting_requests": [(r, waiting_on(r)) for r in open_requests],
-        "open_request_count": open_requests[0].open_count if open_requests else 0,
-        "quota_rows": quota_overview(organization=organization),
-        "now": now,
-    }
 
 
 # --- Provider staff ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from quotas.forms import (
 )
 from quotas.models import CapacityRequest
 from quotas.selectors import pages
-from quotas.selectors.dashboard import dashboard_figures_get
+from quotas.selectors.dashboard import dashboard_figures_get, dashboard_lists_get
 from quotas.selectors.preview import request_preview
 from quotas.services.requests import DRAFT_FIELDS, POLICY_FIELDS
 from quotas.workflow import REQUEST_ACTIONS as ACTION_STATES
@@ -67,7 +67,7 @@ class DashboardView(OrgPage, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(pages.dashboard_get(organization=self.organization))
+        context.update(dashboard_lists_get(organization=self.organization))
         context["figures"] = dashboard_figures_get(
             organization=self.organization, include_billing=self.access.can("billing.view")
         )

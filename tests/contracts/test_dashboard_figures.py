@@ -1,31 +1,43 @@
 """The dashboard's month-to-date GPU-hours and spend and its contract burn-down summary: the
-figures are the usage, statement and burn-down selectors' own, its lists and open count are
-what separate queries would read, and the page's query count does not grow with the data."""
+figures are the usage, statement and burn-down selectors' own; its lists, open count and quota
+rows, read as written-out statements, are what the ORM queries read; and the page's query
+count does not grow with the data."""
 
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Organization
 from contracts.charges import month_start
 from contracts.selectors.spend import contract_burn_down
 from contracts.selectors.statements import statement_get
-from quotas.models import CapacityRequest, Reservation
-from quotas.selectors.dashboard import dashboard_figures_get
-from quotas.selectors.pages import dashboard_get
-from quotas.workflow import REQUEST_OPEN, ReservationState
+from quotas.models import (
+    CapacityRequest,
+    GpuSku,
+    OnDemandQuotaChange,
+    Region,
+    RequestEvent,
+    Reservation,
+)
+from quotas.selectors.dashboard import QuotaRow, dashboard_figures_get, dashboard_lists_get
+from quotas.selectors.pages import waiting_on
+from quotas.selectors.quotas import organization_quota_at
+from quotas.workflow import REQUEST_OPEN, RequestState, ReservationState
 from tests.factories import ContractFactory, ContractRateFactory, GpuSkuFactory
 
 from .conftest import ingest, make_reservation
 
 pytestmark = pytest.mark.django_db
 
-# Session, user, organization and membership; the lists; the month's GPU-hours, the contract,
-# and the charges per month of the burn-down's windows and of this month (three queries).
-DASHBOARD_QUERIES = 19
+# Session, user, organization and membership; the lists (four statements); the month's
+# GPU-hours, the contract, and the charges per month of the burn-down's windows and of this
+# month (three queries); the organization switcher.
+DASHBOARD_QUERIES = 14
 
 
 @pytest.fixture
@@ -182,9 +194,12 @@ def test_dashboard_query_count_is_flat_as_data_grows(
     assert response.context["figures"].gpu_hours > 1
 
 
-def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(org, h100, west):
-    """The open requests carry their count (no query of every request's state): the count is
-    of every open request, the lists the first ten of each."""
+def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(
+    org, account_manager, h100, west, django_assert_num_queries
+):
+    """The lists are the ORM queries' rows (four statements, no query per row): the first ten
+    of each, every open request counted; requests due at the same time in creation order,
+    then by id."""
     now = timezone.now()
     for n in range(12):
         # Two running ones end at the same instant: the id breaks the tie.
@@ -201,6 +216,7 @@ def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(or
         org, h100, west, now - timedelta(days=3), now - timedelta(days=2), state="completed"
     )
     open_states = ["pending_approval", "counter_offered", "draft", "waitlisted"]
+    created = now - timedelta(days=1)
     for n in range(13):
         CapacityRequest.all_objects.create(
             organization=org,
@@ -213,6 +229,7 @@ def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(or
             state=open_states[n % 4],
             decision_due_at=now + timedelta(hours=n) if n % 4 == 0 else None,
             offer_expires_at=now + timedelta(hours=40 - n) if n % 4 == 1 else None,
+            created_at=created + timedelta(minutes=n % 3),  # ties, broken by id
         )
     for state in ("rejected", "cancelled"):
         CapacityRequest.all_objects.create(
@@ -223,27 +240,167 @@ def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(or
             on_demand_limit=4,
             state=state,
         )
+    organization = Organization.objects.select_related("account_manager").get(pk=org.pk)
 
-    lists = dashboard_get(organization=org)
+    with django_assert_num_queries(4):
+        lists = dashboard_lists_get(organization=organization)
+        shown = [
+            (r.reference, r.gpu_count, r.pool.sku.name, r.pool.region.code, r.starts_at, r.ends_at)
+            for r in lists["active_reservations"] + lists["upcoming_reservations"]
+        ] + [
+            (r.reference, r.summary, r.get_state_display(), w.on, w.due_at)
+            for r, w in lists["waiting_requests"]
+        ]
 
-    reservations = Reservation.objects.for_organization(org)
-    assert lists["active_reservations"] == list(
-        reservations.filter(state=ReservationState.ACTIVE).order_by("ends_at", "id")[:10]
+    reservations = Reservation.objects.for_organization(org).select_related(
+        "pool__sku", "pool__region"
     )
-    assert lists["upcoming_reservations"] == list(
-        reservations.filter(state=ReservationState.SCHEDULED).order_by("starts_at", "id")[:10]
-    )
+    active = list(reservations.filter(state="active").order_by("ends_at", "id")[:10])
+    upcoming = list(reservations.filter(state="scheduled").order_by("starts_at", "id")[:10])
+    assert lists["active_reservations"] == active
+    assert lists["upcoming_reservations"] == upcoming
     open_requests = CapacityRequest.objects.for_organization(org).filter(state__in=REQUEST_OPEN)
-    assert [r for r, _ in lists["waiting_requests"]] == list(
-        open_requests.order_by(
-            Coalesce("decision_due_at", "offer_expires_at").asc(nulls_last=True), "created_at"
+    expected = list(
+        open_requests.select_related("sku", "region", "organization__account_manager").order_by(
+            Coalesce("decision_due_at", "offer_expires_at").asc(nulls_last=True),
+            "created_at",
+            "id",
         )[:10]
     )
+    assert [r for r, _ in lists["waiting_requests"]] == expected
+    assert shown == [
+        (r.reference, r.gpu_count, r.pool.sku.name, r.pool.region.code, r.starts_at, r.ends_at)
+        for r in active + upcoming
+    ] + [(r.reference, r.summary, r.get_state_display(), *_waiting(r)) for r in expected]
+    assert "account manager" in lists["waiting_requests"][0][1].on
     assert lists["open_request_count"] == open_requests.count() == 13
-    assert lists["active_reservations"][0].pool.sku == h100  # with their pools, no query
+
+
+def _waiting(capacity_request):
+    waiting = waiting_on(capacity_request)
+    return waiting.on, waiting.due_at
 
 
 def test_dashboard_counts_no_open_request_when_there_is_none(org):
-    lists = dashboard_get(organization=org)
+    lists = dashboard_lists_get(organization=org)
     assert (lists["open_request_count"], lists["waiting_requests"]) == (0, [])
     assert (lists["active_reservations"], lists["upcoming_reservations"]) == ([], [])
+    assert (lists["recent_events"], lists["quota_rows"]) == ([], [])
+
+
+def test_recent_events_are_the_latest_ten_with_actor_and_subject(
+    org, other_org, owner, h100, west, django_assert_num_queries
+):
+    now = timezone.now()
+    day = timedelta(days=1)
+    reservation = make_reservation(org, h100, west, now - day, now + day)
+    request = reservation.request
+    for n in range(12):
+        RequestEvent.all_objects.create(
+            organization=org,
+            request=request,
+            reservation=reservation if n % 3 == 0 else None,
+            from_state="" if n % 4 == 0 else "pending_approval",
+            to_state="approved" if n % 2 else "active",
+            actor=owner if n % 2 else None,
+            at=now - timedelta(minutes=n // 2),  # pairs at the same instant: newest id first
+        )
+    other = make_reservation(other_org, h100, west, now, now + timedelta(days=1))
+    RequestEvent.all_objects.create(
+        organization=other_org, request=other.request, to_state="approved", at=now
+    )
+
+    with django_assert_num_queries(4):
+        events = dashboard_lists_get(organization=org)["recent_events"]
+        shown = [_event_shown(e) for e in events]
+
+    expected = list(
+        RequestEvent.objects.for_organization(org)
+        .select_related("actor", "request", "reservation")
+        .order_by("-at", "-id")[:10]
+    )
+    assert events == expected
+    labels = {**dict(RequestState.choices), **dict(ReservationState.choices)}
+    for event in expected:
+        event.from_label = labels.get(event.from_state, event.from_state)
+        event.to_label = labels[event.to_state]
+    assert shown == [_event_shown(e) for e in expected]
+    assert {e.actor_id for e in events} == {owner.pk, None}
+    assert {e.reservation_id for e in events} == {reservation.pk, None}
+
+
+def _event_shown(event):
+    subject = event.reservation.reference if event.reservation_id else event.request.reference
+    actor = event.actor.display_name if event.actor else None
+    return (event.pk, event.at, subject, event.from_state, event.from_label, event.to_label, actor)
+
+
+def _quota_rows_by_orm(organization, at):
+    """What the dashboard's quota rows stand for, read through the ORM: the quota at ``at``
+    (``organization_quota_at``) and the GPUs of scheduled reservations still to start."""
+    lines = {
+        (q.sku_id, q.region_id): [q.reserved, q.on_demand, 0]
+        for q in organization_quota_at(organization=organization, at=at)
+    }
+    upcoming = (
+        Reservation.objects.for_organization(organization)
+        .filter(state=ReservationState.SCHEDULED, starts_at__gt=at)
+        .values("pool__sku_id", "pool__region_id")
+        .annotate(gpus=Sum("gpu_count"))
+        .order_by()
+    )
+    for row in upcoming:
+        lines.setdefault((row["pool__sku_id"], row["pool__region_id"]), [0, 0, 0])[2] = row["gpus"]
+    rows = [
+        QuotaRow(GpuSku.objects.get(pk=sku).name, Region.objects.get(pk=region).code, r, o, n)
+        for (sku, region), (r, o, n) in lines.items()
+    ]
+    return sorted(rows, key=lambda row: (row.sku_name, row.region_code))
+
+
+def test_quota_rows_are_the_quota_now_and_what_is_scheduled(org, other_org, h100, west, east):
+    now = timezone.now()
+    a100 = GpuSkuFactory(code="a100", name="A100")
+    l40 = GpuSkuFactory(code="l40s", name="L40S")
+    day = timedelta(days=1)
+    make_reservation(org, h100, west, now - day, now + day, gpu_count=8)
+    make_reservation(org, h100, west, now - day, now, gpu_count=2)  # ended: half-open
+    make_reservation(org, h100, west, now, now + day, gpu_count=3)  # starts now: counts
+    make_reservation(org, h100, east, now + day, now + 2 * day, gpu_count=4, state="scheduled")
+    make_reservation(org, h100, east, now - day, now + day, gpu_count=5, state="scheduled")
+    make_reservation(org, a100, west, now - day, now + day, gpu_count=6, state="cancelled")
+    make_reservation(org, a100, west, now + day, now + 2 * day, gpu_count=7, state="cancelled")
+    released = make_reservation(org, a100, east, now - day, now + day, 9, state="released_early")
+    Reservation.all_objects.filter(pk=released.pk).update(ended_at=now + timedelta(hours=1))
+    gone = make_reservation(org, l40, east, now - day, now + day, 10, state="released_early")
+    Reservation.all_objects.filter(pk=gone.pk).update(ended_at=now - timedelta(hours=1))
+    make_reservation(org, l40, west, now - 2 * day, now - day, 11, state="completed")
+    make_reservation(org, l40, west, now - day, now + day, 12, state="released_early")  # no end
+    make_reservation(other_org, h100, west, now - day, now + day, gpu_count=13)
+    for sku, region, limit, when in (
+        (h100, west, 4, now - 2 * day),
+        (h100, west, 6, now - day),  # the latest effective one counts
+        (h100, west, 99, now + day),  # not yet effective
+        (a100, west, 5, now - day),
+        (l40, east, 0, now - day),  # a zero limit alone shows no row
+        (l40, west, 2, now),
+    ):
+        OnDemandQuotaChange.all_objects.create(
+            organization=org,
+            sku=sku,
+            region=region,
+            old_limit=0,
+            new_limit=limit,
+            effective_at=when,
+        )
+    OnDemandQuotaChange.all_objects.create(
+        organization=other_org, sku=l40, region=east, old_limit=0, new_limit=50, effective_at=now
+    )
+
+    for at in (now, now - 3 * day, now + timedelta(hours=2), now + 3 * day):
+        rows = dashboard_lists_get(organization=org, now=at)["quota_rows"]
+        assert rows == _quota_rows_by_orm(org, at), at
+    rows = dashboard_lists_get(organization=org, now=now)["quota_rows"]
+    assert len(rows) == 5  # no row for L40S in us-east-1: released, and a limit of zero
+    totals = {(row.sku_name, row.region_code): row.total_now for row in rows}
+    assert totals[("H100 SXM", "us-west-1")] == 8 + 3 + 6

@@ -433,7 +433,7 @@ def _approved(org, request_in_state, n):
 # Pinned: a change that adds a query per page must say so here.
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("page", "queries"), [("request_list", 9), ("reservation_list", 7), ("org_dashboard", 15)]
+    ("page", "queries"), [("request_list", 9), ("reservation_list", 7), ("org_dashboard", 10)]
 )
 def test_tenant_list_pages_run_a_fixed_number_of_queries(
     client,
