@@ -62,15 +62,35 @@ class OrgPage(OrganizationViewMixin, OrganizationTimeZoneMixin):
 
 
 # --- Dashboard ---------------------------------------------------------------------------------
+_PK_SLOT = 987654321987  # stands for a row's id in a URL reversed once per page
+
+
 class DashboardView(OrgPage, TemplateView):
     template_name = "quotas/dashboard.html"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(dashboard_lists_get(organization=self.organization))
+        lists = dashboard_lists_get(organization=self.organization)
+        context.update(lists)
         context["figures"] = dashboard_figures_get(
             organization=self.organization, include_billing=self.access.can("billing.view")
         )
+        # Up to forty rows link a reservation or a request: reverse each URL once per page.
+        slot = str(_PK_SLOT)
+        links = {
+            name: reverse(name, kwargs={"org_slug": self.organization.slug, "pk": _PK_SLOT})
+            for name in ("reservation_detail", "request_detail")
+        }
+        for r in lists["active_reservations"] + lists["upcoming_reservations"]:
+            r.detail_url = links["reservation_detail"].replace(slot, str(r.pk))
+        for r, _ in lists["waiting_requests"]:
+            r.detail_url = links["request_detail"].replace(slot, str(r.pk))
+        for e in lists["recent_events"]:
+            e.subject_url = (
+                links["reservation_detail"].replace(slot, str(e.reservation_id))
+                if e.reservation_id
+                else links["request_detail"].replace(slot, str(e.request_id))
+            )
         return context
 
 
