@@ -342,11 +342,13 @@ FROM unnest(%s::integer[]) AS organization_id ORDER BY organization_id
 # one organization are serialised by the advisory lock, the rebuild locks the table.
 UPSERT_SQL = """
 WITH src AS (
-    SELECT DISTINCT ON (organization_id, sku_id, region_id, hour, source, reservation_id)
+    -- In the natural key's order, which the records then go in: an organization's records of
+    -- one hour land together in the table, as every reader of the table reads them.
+    SELECT DISTINCT ON (organization_id, hour, sku_id, region_id, source, reservation_id)
            organization_id, sku_id, region_id, reservation_id, hour, source, gpu_hours,
            mean_utilization
     FROM {rows} AS s
-    ORDER BY organization_id, sku_id, region_id, hour, source, reservation_id, row_no DESC
+    ORDER BY organization_id, hour, sku_id, region_id, source, reservation_id, row_no DESC
 ),
 series AS MATERIALIZED (
     SELECT organization_id, sku_id, region_id,
@@ -462,8 +464,8 @@ FROM pre
 # The body goes into an all-text table as it streams (``CsvCopyFeed``: row and line number in
 # front of each record). Every field is then judged once per DISTINCT value in Python, with the
 # same checks as the JSON path (a batch names few organizations, GPU types, regions, hours and
-# sources); GPU-hours, utilization and reservation ids in their plain form are judged by a
-# regular expression in SQL, only other spellings go through Python. A row's validity depends
+# sources); GPU-hours, utilization and reservation ids in their plain form are judged in SQL,
+# only other spellings go through Python. A row's validity depends
 # on its values alone, so when every distinct value passes and no row lacks a required field,
 # every row passes: the upsert then reads the raw rows typed through the verdicts
 # (``_csv_rows_sql``), with no typed copy of the batch in between. Otherwise one
@@ -481,11 +483,44 @@ CSV_FIELDS = (
     "reservation",
     "source",
 )
-# Spellings PostgreSQL can take as they are (each also passes the Python check, unchanged).
-CSV_PLAIN = {
+# Spellings PostgreSQL can take as they are (each also passes the Python check, unchanged):
+# these regular expressions, judged in SQL with translate(), strpos() and length() instead,
+# because matching a regular expression on every row of a batch took longer than all its
+# other checks together (``tests/usage/test_ingest_csv_plain.py`` holds the two equal).
+CSV_PLAIN_PATTERNS = {
     "gpu_hours": r"^[0-9]{1,8}(\.[0-9]{0,4})?$",
     "mean_utilization": r"^(0(\.[0-9]{0,4})?|1(\.0{0,4})?)$",
     "reservation": r"^[0-9]{1,18}$",
+}
+DIGITS = "'0123456789'"
+
+
+def _plain_gpu_hours(value: str) -> str:
+    return (
+        f"CASE translate({value}, {DIGITS}, '') WHEN '' THEN length({value}) BETWEEN 1 AND 8 "
+        f"WHEN '.' THEN strpos({value}, '.') BETWEEN 2 AND 9 "
+        f"AND length({value}) - strpos({value}, '.') <= 4 ELSE false END"
+    )
+
+
+def _plain_utilization(value: str) -> str:
+    return (
+        f"CASE WHEN length({value}) > 6 THEN false WHEN {value} IN ('0', '1') THEN true "
+        f"WHEN left({value}, 2) = '0.' THEN translate(substr({value}, 3), {DIGITS}, '') = '' "
+        f"WHEN left({value}, 2) = '1.' THEN translate(substr({value}, 3), '0', '') = '' "
+        "ELSE false END"
+    )
+
+
+def _plain_reservation(value: str) -> str:
+    return f"(length({value}) BETWEEN 1 AND 18 AND translate({value}, {DIGITS}, '') = '')"
+
+
+# The SQL that is true when a (non-NULL) value is in its plain spelling.
+CSV_PLAIN = {
+    "gpu_hours": _plain_gpu_hours,
+    "mean_utilization": _plain_utilization,
+    "reservation": _plain_reservation,
 }
 # mask bits: a field at fault (its index in CSV_FIELDS), or a required field missing (+ 8).
 MISSING_BIT = 8
@@ -502,19 +537,27 @@ def _raw_column(columns: dict[str, int], name: str) -> str:
     return f"NULLIF(c{columns[name]}, '')" if name in columns else "NULL::text"
 
 
+def _csv_grouped(columns: dict[str, int]) -> tuple[str, ...]:
+    """What the distinct scan groups by: the fields the header has (an absent one has no value
+    to judge), and whether a row lacks a required field."""
+    return (*(name for name in CSV_FIELDS if name in columns), "missing")
+
+
 def _csv_distinct_sql(columns: dict[str, int]) -> str:
     """Every distinct value of each field (values in a plain spelling left out) and whether
     some row lacks a required field, in one scan."""
     values = []
     for name in CSV_FIELDS:
+        if name not in columns:
+            continue
         column = _raw_column(columns, name)
         if name in CSV_PLAIN:
-            column = f"CASE WHEN {column} !~ '{CSV_PLAIN[name]}' THEN {column} END"
+            column = f"CASE WHEN NOT ({CSV_PLAIN[name](column)}) THEN {column} END"
         values.append(f"{column} AS {name}")
     values.append(
         f"({' OR '.join(f'{_raw_column(columns, n)} IS NULL' for n in FIELDS)}) AS missing"
     )
-    names = (*CSV_FIELDS, "missing")
+    names = _csv_grouped(columns)
     return (
         f"SELECT GROUPING({', '.join(names)}), {', '.join(names)} "  # noqa: S608
         f"FROM (SELECT {', '.join(values)} FROM usage_ingest_raw) AS v "
@@ -561,8 +604,8 @@ def _csv_staging_sql(columns: dict[str, int]) -> str:
         for n, name in enumerate(CSV_FIELDS)
     }
     typed = dict(value)
-    for name, pattern in CSV_PLAIN.items():
-        typed[name] = f"CASE WHEN {raw[name]} ~ '{pattern}' THEN {raw[name]} ELSE {value[name]} END"
+    for name, plain in CSV_PLAIN.items():
+        typed[name] = f"CASE WHEN {plain(raw[name])} THEN {raw[name]} ELSE {value[name]} END"
     typed["source"] = f"CASE WHEN v.source IS NULL THEN %(source)s ELSE {value['source']} END"
     missing = " + ".join(
         f"({raw[name]} IS NULL)::int * {1 << (MISSING_BIT + n)}" for n, name in enumerate(FIELDS)
@@ -571,7 +614,7 @@ def _csv_staging_sql(columns: dict[str, int]) -> str:
     for n, name in enumerate(CSV_FIELDS):
         fault = f"{raw[name]} IS NOT NULL AND {value[name]} IS NULL"
         if name in CSV_PLAIN:
-            fault += f" AND {raw[name]} !~ '{CSV_PLAIN[name]}'"
+            fault += f" AND NOT ({CSV_PLAIN[name](raw[name])})"
         faults.append(f"({fault})::int * {1 << n}")
     joins = "\n".join(
         f"LEFT JOIN usage_ingest_lookup l{n} ON l{n}.field = {n} AND l{n}.raw = v.{name}"
@@ -601,22 +644,23 @@ SELECT count(*) FILTER (WHERE mask <> 0) FROM staged
 
 
 def _csv_verdicts(
-    rows: list[tuple], catalog: _Catalog
+    rows: list[tuple], catalog: _Catalog, grouped: tuple[str, ...]
 ) -> tuple[list[tuple[int, str, str | None]], bool]:
     """(field index, raw value, value as the staging table takes it or None when invalid) for
     each distinct value, and whether some row lacks a required field."""
-    names = len(CSV_FIELDS) + 1
+    sets = len(grouped)
     verdicts = []
     missing = False
     for grouping, *values in rows:
-        n = next(n for n in range(names) if not grouping & (1 << (names - 1 - n)))
-        raw = values[n]
-        if n == len(CSV_FIELDS):
+        index = next(i for i in range(sets) if not grouping & (1 << (sets - 1 - i)))
+        raw = values[index]
+        name = grouped[index]
+        if name == "missing":
             missing |= bool(raw)
             continue
         if raw is None:
             continue
-        name = CSV_FIELDS[n]
+        n = CSV_FIELDS.index(name)
         if name == "organization":
             found = catalog.organization_id(raw)
         elif name == "sku":
@@ -667,7 +711,7 @@ def _csv_stage(
     if not received:
         return 0, "", {}
     cursor.execute(_csv_distinct_sql(columns))
-    verdicts, missing = _csv_verdicts(cursor.fetchall(), catalog)
+    verdicts, missing = _csv_verdicts(cursor.fetchall(), catalog, _csv_grouped(columns))
     if missing or any(value is None for _n, _raw, value in verdicts):
         _csv_reject(
             cursor=cursor,
