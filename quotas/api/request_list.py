@@ -3,9 +3,9 @@
 The list is the API's most called endpoint, and scripts poll it. Building it through the ORM
 and the serializer cost ~35 ms of CPU per page of 50: compiling the querysets (2-5 ms each),
 200 model instances, and loading ~300 ``timestamptz`` values through Django's pure-Python
-loader. Here the page is two statements written once (the count, and the page with its SKU,
-region and requester) plus ``capacity_request_page_refs`` (pools and alternatives), read as
-tuples, instants as text (``datetime.fromisoformat`` in C), and turned into exactly what
+loader. Here the page is one statement written once (the page's rows with the number of rows
+in all, their SKU, region, requester, pools and alternatives), read as tuples, instants as
+text (``datetime.fromisoformat`` in C), and turned into exactly what
 ``CapacityRequestSerializer`` gives for each row (``tests/api/test_request_list_page.py``
 compares the two on a page of every kind of row).
 
@@ -87,7 +87,9 @@ def _column(name: str) -> str:
 
 
 def _alternatives(relation: str) -> str:
-    """ARRAY(...) of a request's alternative codes, in the related model's order, then id."""
+    """A CTE named after the relation, of (id, codes): each page row's alternative codes as
+    one array, in the related model's order, then id. Only rows with alternatives appear (the
+    outer query reads ``'{}'`` for the others)."""
     quote = connection.ops.quote_name
     field = CapacityRequest._meta.get_field(relation)
     model = field.related_model
@@ -96,10 +98,13 @@ def _alternatives(relation: str) -> str:
         + (" DESC" if name.startswith("-") else "")
         for name in model._meta.ordering
     ]
+    request = quote(field.m2m_column_name())
     return (
-        f"ARRAY(SELECT x.code FROM {quote(field.m2m_db_table())} t "  # noqa: S608 (names from the models)
+        f"{relation} AS MATERIALIZED (SELECT t.{request} AS id, "  # noqa: S608 (names from the models)
+        f"array_agg(x.code ORDER BY {', '.join([*order, 'x.id'])}) AS codes "
+        f"FROM page JOIN {quote(field.m2m_db_table())} t ON t.{request} = page.id "
         f"JOIN {quote(model._meta.db_table)} x ON x.id = t.{quote(field.m2m_reverse_name())} "
-        f"WHERE t.{quote(field.m2m_column_name())} = r.id ORDER BY {', '.join([*order, 'x.id'])})"
+        f"GROUP BY t.{request})"
     )
 
 
@@ -108,9 +113,13 @@ def _statements() -> tuple[str, str, str]:
     """(count, page ids, page rows) SQL. The count and the page's ids take the filters' extra
     condition (and the ids the ordering, limit and offset) per call; the rows read the page.
 
-    The page's rows join what each row names: SKU, region, requester, the chosen and offered
-    pools' codes (from the pools, read whole: a few hundred rows, and joining pool, SKU and
-    region twice made PostgreSQL plan for tens of milliseconds) and both alternatives."""
+    The page's ids come with the number of rows before the limit (``count(*) OVER ()``): the
+    paginator's count and its page in one statement and one snapshot. The rows start from
+    the page and join what each row names: SKU, region, requester, the chosen and offered
+    pools' codes (from the pools, read whole: a few hundred rows; joining pool, SKU and region
+    twice let PostgreSQL's generic plan join every request first) and both alternatives
+    (aggregated once for the page, not a subquery per row). Starting from the page keeps
+    that plan too: the joins outnumber ``join_collapse_limit`` and stay in written order."""
     quote = connection.ops.quote_name
     request = quote(CapacityRequest._meta.db_table)
 
@@ -119,7 +128,7 @@ def _statements() -> tuple[str, str, str]:
 
     scope = f"FROM {request} r WHERE r.{column_of('organization')} = %s"
     count = f"SELECT COUNT(*) {scope}"
-    ids = f"SELECT r.id {scope}"
+    ids = f"SELECT r.id, count(*) OVER () AS total {scope}"
     sku, region = quote(GpuSku._meta.db_table), quote(Region._meta.db_table)
     pools = (
         f"SELECT p.id, s.code AS sku, g.code AS region FROM {quote(CapacityPool._meta.db_table)} p "  # noqa: S608
@@ -127,17 +136,20 @@ def _statements() -> tuple[str, str, str]:
         f"JOIN {region} g ON g.id = p.{quote(CapacityPool._meta.get_field('region').column)}"
     )
     rows = (
-        f"WITH pools AS MATERIALIZED ({pools}) "  # noqa: S608
+        f"{_alternatives('alternative_skus')}, {_alternatives('alternative_regions')}, "  # noqa: S608
+        f"pools AS MATERIALIZED ({pools}) "
         f"SELECT {', '.join(_column(name) for name in _COLUMNS)}, s.code, g.code, u.email, "
         f"pp.sku, pp.region, op.sku, op.region, "
-        f"{_alternatives('alternative_skus')}, {_alternatives('alternative_regions')} "
-        f"FROM {request} r "
+        f"coalesce(alternative_skus.codes, '{{}}'), coalesce(alternative_regions.codes, '{{}}'), "
+        f"page.total "
+        f"FROM page JOIN {request} r ON r.id = page.id "
         f"JOIN {sku} s ON s.id = r.{column_of('sku')} "
         f"JOIN {region} g ON g.id = r.{column_of('region')} "
         f"LEFT JOIN {quote(User._meta.db_table)} u ON u.id = r.{column_of('requested_by')} "
         f"LEFT JOIN pools pp ON pp.id = r.{column_of('pool')} "
         f"LEFT JOIN pools op ON op.id = r.{column_of('offer_pool')} "
-        f"WHERE r.id IN (SELECT id FROM page)"
+        f"LEFT JOIN alternative_skus ON alternative_skus.id = r.id "
+        f"LEFT JOIN alternative_regions ON alternative_regions.id = r.id"
     )
     return count, ids, rows
 
@@ -198,20 +210,25 @@ class RequestListRows:
         if not isinstance(window, slice) or window.step is not None:
             raise TypeError("RequestListRows is read a page (a slice) at a time.")
         offset = window.start or 0
-        limit = max(0, window.stop - offset)
+        return self.window(offset=offset, limit=max(0, window.stop - offset))[0]
+
+    def window(self, *, offset: int, limit: int) -> tuple[list[EncodedJSON], int]:
+        """(the rows [offset, offset + limit), the number of rows in all): one statement,
+        plus the count alone when the window is past the last row."""
         _, ids_sql, rows_sql = _statements()
         # The page's ids first (the sort reads only what it sorts on), then its rows.
         page = f"{ids_sql}{self.narrow_sql} ORDER BY {self.order_by} LIMIT %s OFFSET %s"
         with prepared_cursor() as cursor:
             cursor.execute(
-                f"WITH page AS MATERIALIZED ({page}), {rows_sql.removeprefix('WITH ')} "
-                f"ORDER BY {self.order_by}",
+                f"WITH page AS MATERIALIZED ({page}), {rows_sql} ORDER BY {self.order_by}",
                 [self.organization_id, *self.narrow_params, limit, offset],
             )
             rows = cursor.fetchall()
+        # Past the last row the page has no count to carry: it is asked for alone.
+        total = rows[0][-1] if rows else (self.count() if offset else 0)
         zone = timezone.get_current_timezone() if settings.USE_TZ else None
         instant = functools.partial(_instant, utc=_is_utc(zone), zone=zone)
-        return [_row(row, instant) for row in rows]
+        return [_row(row, instant) for row in rows], total
 
 
 def _instant(text: str | None, utc: bool, zone: tzinfo | None) -> str | None:
@@ -249,7 +266,7 @@ def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON
         offer_starts_at, offer_ends_at, offer_expires_at, offer_note, quote_currency,
         quote_rate, quote_gpu_hours, quote_total, quote_source, submitted_at, state_changed_at,
         created_at, updated_at, version, sku_code, region_code, requester_email,
-        pool_sku, pool_region, offer_sku, offer_region, alternative_skus, alternative_regions,
+        pool_sku, pool_region, offer_sku, offer_region, alternative_skus, alternative_regions, _,
     ) = row  # fmt: skip
     pool = f'{{"sku":{_text(pool_sku)},"region":{_text(pool_region)}}}' if pool_id else "null"
     offer = "null"
