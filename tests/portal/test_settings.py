@@ -78,3 +78,16 @@ def test_sessions_are_kept_in_the_database(client, db):
     assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
     session = Session.objects.get(session_key=client.cookies["sessionid"].value)
     assert session.get_decoded()["_auth_user_id"] == str(user.pk)
+
+
+def test_connection_health_checks_are_on_unless_switched_off(production_env):
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.DATABASES['default']['CONN_HEALTH_CHECKS'])"
+    )
+    default = run_python(code, env=production_env)
+    off = run_python(code, env={**production_env, "DATABASE_CONN_HEALTH_CHECKS": "false"})
+
+    assert (default.stdout.strip(), off.stdout.strip()) == ("True", "False"), (
+        default.stderr + off.stderr
+    )
