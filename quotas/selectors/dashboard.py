@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import DEFAULT_DB_ALIAS, connection
@@ -27,7 +27,6 @@ from django.utils import timezone
 from accounts.models import Organization, User
 from contracts.charges import month_start, next_month, utc_midnight
 from contracts.models import Contract
-from contracts.selectors import contract_active_for
 from contracts.selectors.charge_sums import charges_by_month
 from contracts.selectors.spend import BurnDown, contract_burn_down, contract_burn_down_windows
 from contracts.selectors.statements import statement_currency
@@ -43,6 +42,7 @@ from quotas.models import (
 )
 from quotas.selectors.pages import STATE_LABELS, waiting_on
 from quotas.workflow import REQUEST_OPEN, ReservationState
+from usage.fleet import contracts_in_force
 from usage.selectors import usage_aggregate_rows
 
 ZERO_HOURS = Decimal("0")
@@ -60,13 +60,17 @@ class DashboardFigures:
     burn_down: BurnDown | None
 
 
-def month_spend(*, organization: Organization, now: datetime) -> Decimal:
-    """The usage and reservation charges of the UTC month holding ``now``, to ``now``: the
-    open statement's ``usage_total + reservation_total`` (``statement_get``; the month has not
-    ended, so no statement of it is issued), without the adjustments of earlier months.
-    Three queries (``charges_by_month``)."""
-    window = (utc_midnight(month_start(now.date())), now)
-    return sum(charges_by_month(organization=organization, windows=[window])[0].values(), ZERO)
+def contract_in_force_now(in_force: list[tuple[Contract, date]], now: datetime) -> Contract | None:
+    """``contracts.selectors.contract_active_for(at=now)`` among ``in_force`` (the
+    organization's contracts in force over a span holding today, the most recently started
+    first, as ``usage.fleet.contracts_in_force`` reads them): the first active one whose term
+    holds today (UTC)."""
+    today = now.astimezone(UTC).date()
+    for contract, _ in in_force:
+        active = contract.status == Contract.Status.ACTIVE
+        if active and contract.term_start <= today < contract.term_end:
+            return contract
+    return None
 
 
 def dashboard_figures_get(
@@ -75,8 +79,8 @@ def dashboard_figures_get(
     """Month-to-date GPU-hours (UTC month, from the rollups); with ``include_billing``, the
     month's spend to date (the open statement's usage and reservation charges, without
     adjustments of earlier months) and the burn-down of the contract in force, in its currency.
-    Five queries: the month's usage, the contract, and the charges per month of the burn-down's
-    windows and of this month, summed in the database (``charges_by_month``)."""
+    Four queries: the month's usage, the contracts, and the charges per month of the
+    burn-down's windows and of this month, summed in the database (``charges_by_month``)."""
     now = now or timezone.now()
     month = month_start(now.date())
     rows = usage_aggregate_rows(
@@ -86,16 +90,19 @@ def dashboard_figures_get(
     spend = contract = burn_down = None
     currency = statement_currency(organization)
     if include_billing:
-        contract = contract_active_for(organization=organization, at=now)
-        if contract is None:
-            spend = month_spend(organization=organization, now=now)
-        else:
-            # The month's charges are one more window of the burn-down's read.
-            windows = contract_burn_down_windows(contract=contract, now=now)
-            windows.append((utc_midnight(month), now))
-            charges = charges_by_month(organization=organization, windows=windows)
+        # Every contract that ever priced usage, read once: the one in force now among them
+        # (``contract_active_for``), and what the charges need.
+        in_force = contracts_in_force(
+            organizations=[organization.pk], start=date.min, end=date.max
+        ).get(organization.pk, [])
+        contract = contract_in_force_now(in_force, now)
+        windows = [] if contract is None else contract_burn_down_windows(contract=contract, now=now)
+        # This month's charges: one more window of the same read.
+        windows.append((utc_midnight(month), now))
+        charges = charges_by_month(organization=organization, windows=windows, in_force=in_force)
+        spend = sum(charges[-1].values(), ZERO)
+        if contract is not None:
             burn_down = contract_burn_down(contract=contract, now=now, charges=charges[:-1])
-            spend = sum(charges[-1].values(), ZERO)
             currency = contract.currency
     return DashboardFigures(
         month=month,

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from contracts.charges import month_start
+from contracts.selectors import contract_active_for
 from contracts.selectors.spend import contract_burn_down
 from contracts.selectors.statements import statement_get
 from quotas.models import (
@@ -24,20 +25,26 @@ from quotas.models import (
     RequestEvent,
     Reservation,
 )
-from quotas.selectors.dashboard import QuotaRow, dashboard_figures_get, dashboard_lists_get
+from quotas.selectors.dashboard import (
+    QuotaRow,
+    contract_in_force_now,
+    dashboard_figures_get,
+    dashboard_lists_get,
+)
 from quotas.selectors.pages import waiting_on
 from quotas.selectors.quotas import organization_quota_at
 from quotas.workflow import REQUEST_OPEN, RequestState, ReservationState
 from tests.factories import ContractFactory, ContractRateFactory, GpuSkuFactory
+from usage.fleet import contracts_in_force
 
 from .conftest import ingest, make_reservation
 
 pytestmark = pytest.mark.django_db
 
 # Session, user, organization and membership; the lists (four statements); the month's
-# GPU-hours, the contract, and the charges per month of the burn-down's windows and of this
-# month (three queries); the organization switcher.
-DASHBOARD_QUERIES = 14
+# GPU-hours, the contracts, and the charges per month of the burn-down's windows and of this
+# month (two queries); the organization switcher.
+DASHBOARD_QUERIES = 13
 
 
 @pytest.fixture
@@ -404,3 +411,39 @@ def test_quota_rows_are_the_quota_now_and_what_is_scheduled(org, other_org, h100
     assert len(rows) == 5  # no row for L40S in us-east-1: released, and a limit of zero
     totals = {(row.sku_name, row.region_code): row.total_now for row in rows}
     assert totals[("H100 SXM", "us-west-1")] == 8 + 3 + 6
+
+
+def test_the_contract_in_force_now_is_contract_active_for(org, other_org):
+    """The dashboard picks the contract in force from the contracts it reads for the charges:
+    the one ``contract_active_for`` reads, whatever the statuses, overlaps and terms."""
+    now = timezone.now()
+    today = now.date()
+    year = timedelta(days=365)
+
+    def picked():
+        in_force = contracts_in_force(organizations=[org.pk], start=date.min, end=date.max)
+        return contract_in_force_now(in_force.get(org.pk, []), now)
+
+    def expected():
+        return contract_active_for(organization=org, at=now)
+
+    assert picked() is expected() is None
+    ContractFactory(organization=other_org, term_start=today - year, term_end=today + year)
+    ContractFactory(organization=org, status="draft", term_start=today, term_end=today + year)
+    ContractFactory(organization=org, status="expired", term_start=today - year, term_end=today)
+    ContractFactory(organization=org, term_start=today - year, term_end=today)  # ended today
+    ContractFactory(organization=org, term_start=today + timedelta(days=1), term_end=today + year)
+    assert picked() is expected() is None
+    first = ContractFactory(organization=org, term_start=today - year, term_end=today + year)
+    assert picked() == expected() == first
+    later = ContractFactory(
+        organization=org, term_start=today - timedelta(days=3), term_end=today + year
+    )
+    same_start = ContractFactory(
+        organization=org, term_start=today - timedelta(days=3), term_end=today + timedelta(days=1)
+    )
+    assert picked() == expected() == same_start  # the same start: the newer one
+    ContractFactory(organization=org, status="terminated", term_start=today, term_end=today + year)
+    assert picked() == expected() == same_start
+    same_start.delete()
+    assert picked() == expected() == later
