@@ -127,3 +127,38 @@ def test_aggregate_endpoint_reads_rows_and_codes_in_one_query(
         {"period": "2026-01-01", "sku": "a100-80", "region": "us-east-1"}
         | {"gpu_hours": "10.0000", "record_count": 5},
     ]
+
+
+def _prepared_statements() -> list[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _aggregate(usage):
+    rows = usage_aggregate_rows(
+        organization=usage,
+        start=date(2025, 12, 1),
+        end=date(2026, 3, 1),
+        granularity="month",
+        group_by=("sku", "region"),
+    )
+    return [(r.bucket, r.sku, r.region, r.gpu_hours, r.record_count) for r in rows]
+
+
+def test_each_statement_is_prepared_once_per_connection_and_reads_the_same_without(
+    usage, monkeypatch
+):
+    from django.db import connection
+
+    prepared = _aggregate(usage)
+    statements = _prepared_statements()
+    assert any('FROM "usage_usagemonthly" r' in statement for statement in statements)
+    assert _aggregate(usage) == prepared
+    assert _prepared_statements() == statements  # used again, not prepared again
+    # Behind a transaction pooler (DISABLE_SERVER_SIDE_CURSORS) nothing is prepared.
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    assert prepared and _aggregate(usage) == prepared
+    assert _prepared_statements() == statements
