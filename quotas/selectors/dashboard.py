@@ -296,6 +296,15 @@ def _statements() -> _Statements:
     )
 
 
+def _parts(row: Sequence, *columns: _Columns) -> list[Sequence]:
+    """``row`` cut into the values of each of ``columns``, in order."""
+    parts, start = [], 0
+    for of in columns:
+        parts.append(row[start : start + len(of)])
+        start += len(of)
+    return parts
+
+
 def _cached(load: Callable[[Sequence], Model], seen: dict) -> Callable[[Sequence], Model]:
     """``load``, building one instance per primary key (the first value) for the page."""
 
@@ -356,38 +365,34 @@ def dashboard_lists_get(
         quota_rows = cursor.fetchall()
 
     active, upcoming = [], []
-    a, b, c, d = (
-        len(plan.reservation),
-        len(plan.reservation) + len(plan.pool),
-        len(plan.reservation) + len(plan.pool) + len(plan.sku),
-        len(plan.reservation) + len(plan.pool) + len(plan.sku) + len(plan.region),
-    )
     for row in reservation_rows:
-        reservation = plan.reservation.load(row[:a])
-        reservation.pool = pool(row[a:b])
-        reservation.pool.sku = sku(row[b:c])
-        reservation.pool.region = region(row[c:d])
+        own, of_pool, of_sku, of_region = _parts(
+            row, plan.reservation, plan.pool, plan.sku, plan.region
+        )
+        reservation = plan.reservation.load(own)
+        reservation.pool = pool(of_pool)
+        reservation.pool.sku = sku(of_sku)
+        reservation.pool.region = region(of_region)
         (active if reservation.state == ReservationState.ACTIVE else upcoming).append(reservation)
     # Each list in its statement's order, whatever order the union returns them in.
     active.sort(key=lambda r: (r.ends_at, r.pk))
     upcoming.sort(key=lambda r: (r.starts_at, r.pk))
 
     requests = []
-    a = len(plan.request)
-    b, c = a + len(plan.sku), a + len(plan.sku) + len(plan.region)
     for row in request_rows:
-        capacity_request = plan.request.load(row[:a])
-        capacity_request.sku = sku(row[a:b])
-        capacity_request.region = region(row[b:c])
+        own, of_sku, of_region = _parts(row, plan.request, plan.sku, plan.region)
+        capacity_request = plan.request.load(own)
+        capacity_request.sku = sku(of_sku)
+        capacity_request.region = region(of_region)
         capacity_request.organization = organization
         requests.append(capacity_request)
 
     events = []
-    a = len(plan.event)
     for row in event_rows:
-        event = plan.event.load(row[:a])
+        own, of_actor = _parts(row, plan.event, plan.actor)
+        event = plan.event.load(own)
         if event.actor_id is not None:
-            event.actor = plan.actor.load(row[a:])
+            event.actor = plan.actor.load(of_actor)
         if event.request_id is not None:
             event.request = CapacityRequest.from_db(DEFAULT_DB_ALIAS, ["id"], [event.request_id])
         if event.reservation_id is not None:
