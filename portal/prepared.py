@@ -56,10 +56,12 @@ def prepared_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper]:
         with database.cursor() as cursor:
             yield cursor
         return
-    # Django's own cursor first: it connects, checks the connection's health and refuses a
-    # cursor in a broken transaction or another thread's connection.
-    with database.cursor():
-        pass
+    # What Django's cursor() does before it makes a cursor: check a reused connection's health,
+    # connect, refuse another thread's connection (the wrapper below refuses a broken
+    # transaction on execute).
+    database.close_if_health_check_failed()
+    database.ensure_connection()
+    database.validate_thread_sharing()
     connection = database.connection
     if connection.prepare_threshold is None:
         # Django turns preparation off for the whole connection (threshold None), and psycopg
