@@ -276,9 +276,9 @@ def pool_earliest_start(
     neither a little earlier keeps it fitting), so those are the only candidates. One query
     tests the candidates of a stretch in one pass: a candidate fits when it has room and the
     next level short of GPUs starts no earlier than the candidate's end. The stretches grow
-    (``EARLIEST_START_STEPS``, then the horizon) so that the usual answer, "at once" or "soon",
-    does not sweep a year of holds. Callers that want whole hours round the answer up
-    themselves.
+    (not_before alone, ``EARLIEST_START_STEPS``, then the horizon) so that the usual answer,
+    "at once" or "soon", does not sweep a year of holds. Callers that want whole hours round
+    the answer up themselves.
     """
     if gpu_count <= 0:
         raise DomainError("Ask for at least one GPU.", field="gpu_count")
@@ -289,7 +289,13 @@ def pool_earliest_start(
     # Most asks fit at once, or soon: look at not_before alone, then a month, then the whole
     # horizon. Each step is exact for the candidates it covers (it reads the levels up to its
     # last candidate plus the duration), so the first step with an answer has the earliest.
+    # not_before alone fits exactly when the free minimum over its window has room: the
+    # free-minimum statement says so for about two thirds of the candidate search's server time.
+    if pool_free_min(pool=pool, starts_at=not_before, ends_at=not_before + duration) >= gpu_count:
+        return not_before
     final_end = not_before + horizon
+    if final_end <= not_before + _INSTANT:
+        return None  # not_before was the only candidate
     for step in EARLIEST_START_STEPS:
         horizon_end = min(not_before + step, final_end)
         found = _earliest_start_before(
@@ -310,8 +316,10 @@ def pool_earliest_start(
     )
 
 
-# Steps of the earliest-start search: the asked start alone (a microsecond), then a month.
-EARLIEST_START_STEPS = (timedelta(microseconds=1), timedelta(days=31))
+# Steps of the earliest-start search after the asked start alone: a month, then the horizon.
+EARLIEST_START_STEPS = (timedelta(days=31),)
+# The resolution of instants: a horizon this short holds only not_before.
+_INSTANT = timedelta(microseconds=1)
 
 
 def _earliest_start_before(

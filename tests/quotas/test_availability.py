@@ -145,6 +145,24 @@ def test_earliest_start_stays_inside_the_horizon(pool, org):
     )
 
 
+def test_earliest_start_with_a_one_instant_horizon_looks_at_not_before_alone(pool, org):
+    add_change(pool, 64, 0)
+    add_hold(pool, org, 64, 2, 4)
+    common = {"pool": pool, "gpu_count": 8, "horizon": timedelta(microseconds=1)}
+    assert pool_earliest_start(not_before=hours(0), duration=timedelta(hours=2), **common) == (
+        hours(0)
+    )
+    # A microsecond more and the window reaches the hold; the next candidate (hour 4) is
+    # outside the horizon.
+    late = timedelta(hours=2, microseconds=1)
+    assert pool_earliest_start(not_before=hours(0), duration=late, **common) is None
+    assert pool_earliest_start(
+        not_before=hours(0), duration=late, **{**common, "horizon": timedelta(hours=5)}
+    ) == hours(4)
+    # not_before inside the hold: it does not fit, and nothing else is a candidate.
+    assert pool_earliest_start(not_before=hours(3), duration=timedelta(hours=1), **common) is None
+
+
 def test_capacity_and_held_at_an_instant(pool, org):
     add_change(pool, 100, 0)
     add_change(pool, -40, 10, 20)

@@ -59,7 +59,9 @@ def test_the_statements_are_prepared_once_per_connection(pools):
     assert _answer(pools[0]) == (24, hours(6), [("eu-west-2", 152), ("us-west-1", 88)])
     prepared = _prepared_statements()
     new = prepared[len(before) :]
-    assert len(new) == 3  # free minimum, earliest start (its first step), other regions
+    # free minimum (which the earliest start asks first too), the earliest start's search, other
+    # regions
+    assert len(new) == 3
     assert sum("candidates AS MATERIALIZED" in statement for statement in new) == 1
     assert _answer(pools[0]) == (24, hours(6), [("eu-west-2", 152), ("us-west-1", 88)])
     assert _prepared_statements() == prepared  # used again, not prepared again
