@@ -202,7 +202,7 @@ def test_dashboard_query_count_is_flat_as_data_grows(
 
 
 def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(
-    org, account_manager, h100, west, django_assert_num_queries
+    org, other_org, account_manager, h100, west, django_assert_num_queries
 ):
     """The lists are the ORM queries' rows (four statements, no query per row): the first ten
     of each, every open request counted; requests due at the same time in creation order,
@@ -247,6 +247,20 @@ def test_dashboard_lists_the_first_of_each_kind_and_counts_every_open_request(
             on_demand_limit=4,
             state=state,
         )
+    # Another organization's rows, first in every order: never on this dashboard.
+    make_reservation(other_org, h100, west, now - timedelta(days=2), now + timedelta(minutes=1))
+    make_reservation(other_org, h100, west, now, now + timedelta(days=1), state="scheduled")
+    CapacityRequest.all_objects.create(
+        organization=other_org,
+        kind=CapacityRequest.Kind.RESERVATION,
+        sku=h100,
+        region=west,
+        gpu_count=8,
+        starts_at=now + timedelta(days=5),
+        ends_at=now + timedelta(days=6),
+        state="pending_approval",
+        decision_due_at=now - timedelta(days=1),
+    )
     organization = Organization.objects.select_related("account_manager").get(pk=org.pk)
 
     with django_assert_num_queries(4):
