@@ -25,7 +25,7 @@ from .models import AuditEvent, Invitation, Membership, Organization, Role, User
 
 
 # --- Audit ---------------------------------------------------------------------------------
-def audit_record(
+def audit_event_build(
     *,
     organization: Organization | None,
     actor: User | None,
@@ -35,9 +35,10 @@ def audit_record(
     request: HttpRequest | None = None,
     ip_address: str | None = None,
 ) -> AuditEvent:
-    """Append one audit event. Call it inside the transaction of the change it records."""
+    """The audit event ``audit_record`` appends, unsaved: for a change that records several
+    at once (``AuditEvent.all_objects.bulk_create``)."""
     actor_user = actor if actor is not None and actor.is_authenticated else None
-    return AuditEvent.all_objects.create(
+    return AuditEvent(
         organization=organization,
         actor=actor_user,
         actor_email=actor_user.email if actor_user else "",
@@ -49,6 +50,30 @@ def audit_record(
         changes=changes or {},
         ip_address=ip_address or client_ip(request),
     )
+
+
+def audit_record(
+    *,
+    organization: Organization | None,
+    actor: User | None,
+    action: str,
+    target: Any = None,
+    changes: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+    ip_address: str | None = None,
+) -> AuditEvent:
+    """Append one audit event. Call it inside the transaction of the change it records."""
+    event = audit_event_build(
+        organization=organization,
+        actor=actor,
+        action=action,
+        target=target,
+        changes=changes,
+        request=request,
+        ip_address=ip_address,
+    )
+    event.save(force_insert=True)
+    return event
 
 
 # --- Organizations ---------------------------------------------------------------------------

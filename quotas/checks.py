@@ -15,19 +15,20 @@ figures behind it); every result is stored as a ``RequestCheck`` row of the run.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import Organization, User
 from portal.errors import ConflictError, DomainError
 from quotas import notify
-from quotas.models import CapacityPool, CapacityRequest, RequestCheck
+from quotas.models import ApprovalPolicy, CapacityPool, CapacityRequest, RequestCheck
 from quotas.workflow import RequestState
 
 S = RequestState
@@ -52,6 +53,7 @@ class ChecksContext:
     candidates: list[CapacityPool] | None = None  # every acceptable pool, best first
     value: Decimal = Decimal("0")
     within_contract: bool = False
+    policy: ApprovalPolicy | None = None  # the organization's, when read with the row lock
 
 
 def _money(value: Decimal) -> str:
@@ -143,25 +145,17 @@ def _quote_pool(capacity_request: CapacityRequest, ctx: ChecksContext) -> Capaci
 
 
 def check_contract(capacity_request: CapacityRequest, ctx: ChecksContext) -> CheckResult:
-    from contracts.selectors import (
-        contract_active_for,
-        contract_rate_for,
-        contract_remaining_commitment,
-    )
-    from quotas.pricing import quote_price_from
+    from contracts.selectors import contract_rate_for, contract_remaining_commitment
+    from quotas.pricing import contract_and_rate_for, quote_price_from
 
     organization = capacity_request.organization
     at = capacity_request.starts_at or timezone.now()
-    contract = contract_active_for(organization=organization, at=at)
-    if contract is not None:
-        contract.organization = organization  # loaded with the request: no re-read
-    # The contract's rate for what was asked; the quote reuses it when priced in that pool.
-    rate = (
-        contract_rate_for(
-            contract=contract, sku=capacity_request.sku_id, region=capacity_request.region_id
-        )
-        if contract is not None
-        else None
+    # The contract and its rate for what was asked; the quote reuses it when priced in that pool.
+    contract, rate = contract_and_rate_for(
+        organization=organization,
+        at=at,
+        sku_id=capacity_request.sku_id,
+        region_id=capacity_request.region_id,
     )
     if capacity_request.is_reservation:
         # request_value(capacity_request), from the contract and rate read here.
@@ -264,7 +258,7 @@ def _needs_planner(capacity_request: CapacityRequest, ctx: ChecksContext) -> boo
 def _auto_approvable(capacity_request: CapacityRequest, ctx: ChecksContext) -> bool:
     from quotas.services.requests import approval_policy_for, needs_second_approval
 
-    policy = approval_policy_for(capacity_request.organization)
+    policy = ctx.policy or approval_policy_for(capacity_request.organization)
     count = (
         capacity_request.gpu_count
         if capacity_request.is_reservation
@@ -297,43 +291,96 @@ def capacity_request_run_checks(*, request_id: int) -> bool:
     # Visible as "checking" from here on; a crash before the next commit leaves it there for
     # the sweeper to re-dispatch.
     with transaction.atomic():
-        if not _relock_unchanged(capacity_request):
+        relocked = _relock_unchanged(capacity_request)
+        if relocked is None:
             capacity_request = request_lock(request_id)
             if capacity_request.state != S.CHECKING:
                 return False
-        _decide(capacity_request)
+        _decide(capacity_request, relocked)
     return True
 
 
-def _relock_unchanged(capacity_request: CapacityRequest) -> bool:
-    """Lock the request's row again; True when it is still as the first step left it (in
-    ``checking``, same version and last update: every write that matters bumps both), so the
-    object in hand is current and need not be read again with its related rows."""
-    row = (
-        CapacityRequest.objects.unscoped_for_staff()
-        .select_for_update()
-        .filter(pk=capacity_request.pk)
-        .values_list("state", "version", "updated_at")
-        .first()
-    )
-    return row is not None and row == (
+@dataclass
+class _Relocked:
+    """What the relock read besides the row: the last run of the checks and the organization's
+    approval policy (None: the default)."""
+
+    last_run: int
+    policy: ApprovalPolicy | None
+
+
+@functools.cache
+def _relock_sql() -> str:
+    names = {
+        "request": CapacityRequest._meta.db_table,
+        "check": RequestCheck._meta.db_table,
+        "organization": Organization._meta.db_table,
+        "policy": ApprovalPolicy._meta.db_table,
+        "user": User._meta.db_table,
+    }
+    quote = connection.ops.quote_name
+    policy = ", ".join(f"p.{quote(f.column)}" for f in ApprovalPolicy._meta.concrete_fields)
+    user = ", ".join(f"u.{quote(f.column)}" for f in User._meta.concrete_fields)
+    t = {key: quote(value) for key, value in names.items()}
+    return f"""
+SELECT r.state, r.version, r.updated_at,
+       (SELECT MAX(c.run) FROM {t["check"]} c
+         WHERE c.organization_id = r.organization_id AND c.request_id = r.id),
+       o.account_manager_id, {policy}, {user}
+  FROM {t["request"]} r
+  JOIN {t["organization"]} o ON o.id = r.organization_id
+  LEFT JOIN {t["policy"]} p ON p.organization_id = r.organization_id
+  LEFT JOIN {t["user"]} u ON u.id = o.account_manager_id
+ WHERE r.id = %s
+   FOR UPDATE OF r
+"""  # noqa: S608 (names from the models)
+
+
+def _relock_unchanged(capacity_request: CapacityRequest) -> _Relocked | None:
+    """Lock the request's row again; when it is still as the first step left it (in
+    ``checking``, same version and last update: every write that matters bumps both), the
+    object in hand is current and need not be read again with its related rows, and what the
+    decision reads besides (the last run, the approval policy, the account manager) comes in
+    the same statement. None when it changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(_relock_sql(), [capacity_request.pk])
+        row = cursor.fetchone()
+    if row is None or tuple(row[:3]) != (
         S.CHECKING,
         capacity_request.version,
         capacity_request.updated_at,
+    ):
+        return None
+    policy_fields = [f.attname for f in ApprovalPolicy._meta.concrete_fields]
+    user_fields = [f.attname for f in User._meta.concrete_fields]
+    policy_row = row[5 : 5 + len(policy_fields)]
+    user_row = row[5 + len(policy_fields) :]
+    organization = capacity_request.organization
+    organization.account_manager = (
+        None if row[4] is None else User.from_db(connection.alias, user_fields, user_row)
     )
+    policy = None
+    if policy_row[0] is not None:
+        policy = ApprovalPolicy.from_db(connection.alias, policy_fields, policy_row)
+        policy.organization = organization
+    return _Relocked(last_run=row[3] or 0, policy=policy)
 
 
-def _decide(capacity_request: CapacityRequest) -> None:
+def _decide(capacity_request: CapacityRequest, relocked: _Relocked | None = None) -> None:
     from quotas.services._base import request_move
     from quotas.services.decisions import pending_approval_enter, request_grant
 
-    run = (
-        RequestCheck.objects.for_organization(capacity_request.organization_id)
-        .filter(request=capacity_request)
-        .aggregate(last=Max("run"))["last"]
-        or 0
-    ) + 1
     ctx = ChecksContext()
+    if relocked is None:
+        last_run = (
+            RequestCheck.objects.for_organization(capacity_request.organization_id)
+            .filter(request=capacity_request)
+            .aggregate(last=Max("run"))["last"]
+        )
+    else:
+        last_run = relocked.last_run
+        ctx.policy = relocked.policy or ApprovalPolicy(organization=capacity_request.organization)
+    run = (last_run or 0) + 1
     results = [check(capacity_request, ctx) for check in checks_for(capacity_request)]
     RequestCheck.all_objects.bulk_create(
         RequestCheck(

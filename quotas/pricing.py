@@ -14,15 +14,20 @@ The one rounding rule (also in ``docs/pricing.md``):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from django.db import connection
+from django.utils import timezone
+
 from accounts.models import Organization
 from contracts.models import Contract, ContractRate
 from contracts.selectors import contract_active_for, contract_rate_for
 from portal.errors import DomainError
+from portal.rows import Columns
 
 from .models import GpuSku, Region
 
@@ -137,6 +142,55 @@ def quote_price(
         contract=contract,
         contract_rate=contract_rate,
     )
+
+
+@functools.cache
+def _contract_and_rate_statement() -> tuple[str, Columns, Columns]:
+    contract, rate = Columns(Contract, "c"), Columns(ContractRate, "x")
+    quote = connection.ops.quote_name
+    sql = f"""
+SELECT {contract.sql}, {rate.sql}
+  FROM {quote(Contract._meta.db_table)} c
+  LEFT JOIN LATERAL (
+        SELECT * FROM {quote(ContractRate._meta.db_table)} x
+         WHERE x.contract_id = c.id AND x.sku_id = %(sku)s
+           AND (x.region_id IS NULL OR x.region_id = %(region)s)
+         ORDER BY x.region_id ASC NULLS LAST
+         LIMIT 1
+       ) x ON TRUE
+ WHERE c.organization_id = %(organization)s AND c.status = %(active)s
+   AND c.term_start <= %(day)s AND c.term_end > %(day)s
+ ORDER BY c.term_start DESC, c.id DESC
+ LIMIT 1
+"""  # noqa: S608 (names from the models)
+    return sql, contract, rate
+
+
+def contract_and_rate_for(
+    *, organization: Organization, at: datetime, sku_id: int, region_id: int | None
+) -> tuple[Contract | None, ContractRate | None]:
+    """``contract_active_for(organization, at)`` and that contract's ``contract_rate_for`` the
+    SKU in the region, in one statement instead of two ORM queries (the automatic checks read
+    both for every request)."""
+    sql, contract_columns, rate_columns = _contract_and_rate_statement()
+    day = at.astimezone(UTC).date() if timezone.is_aware(at) else at.date()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "organization": organization.pk,
+                "active": str(Contract.Status.ACTIVE),
+                "day": day,
+                "sku": sku_id,
+                "region": region_id,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    contract = contract_columns.load(row[: len(contract_columns)])
+    contract.organization = organization
+    return contract, rate_columns.load_or_none(row[len(contract_columns) :])
 
 
 def quote_price_from(

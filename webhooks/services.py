@@ -31,7 +31,7 @@ from portal.errors import ConflictError, DomainError
 from . import signing, transport
 from .events import EVENT_TYPES
 from .models import WebhookDelivery, WebhookEndpoint
-from .selectors import webhook_managers
+from .selectors import webhook_endpoints_listening, webhook_managers
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +195,7 @@ def webhook_event_publish(
         raise ValueError(f"Unknown webhook event type {event_type!r}")
     if not event_id:
         raise ValueError("A webhook event needs an id.")
-    endpoints = list(
-        WebhookEndpoint.objects.for_organization(organization)
-        .filter(enabled=True, events__contains=[event_type])
-        .order_by("id")
-    )
+    endpoints = webhook_endpoints_listening(organization=organization, event_type=event_type)
     if not endpoints:
         return []
     now = timezone.now()
