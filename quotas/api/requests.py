@@ -353,12 +353,16 @@ def new_request_detail_response(
 ) -> Response:
     """``request_detail_response`` of a request just created (201), from the objects in hand:
     a new request has no checks, comments or reservation yet, and its SKU, region and
-    requester came with it; only its timeline (and its alternatives, if any) are read."""
+    requester came with it; its timeline too when the service kept it (``recorded_events``),
+    else it is read (as are its alternatives, if any)."""
     capacity_request.latest_checks = []
     capacity_request.comment_list = []
     capacity_request.reservation_pk = None
-    capacity_request.timeline_events = request_selectors.request_timeline(
-        capacity_request=capacity_request
+    recorded = getattr(capacity_request, "recorded_events", None)
+    capacity_request.timeline_events = (
+        recorded
+        if recorded is not None
+        else request_selectors.request_timeline(capacity_request=capacity_request)
     )
     serializer = CapacityRequestDetailSerializer(capacity_request)
     ids = [capacity_request.pk]
