@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.models import Model
 
 
@@ -49,41 +49,79 @@ class Columns:
 
 
 @functools.cache
-def _insert_statement(models: tuple[type[Model], ...], using: str) -> tuple[str, tuple]:
+def _insert_statement(shape: tuple[tuple[type[Model], int], ...], using: str) -> tuple[str, tuple]:
     connection = connections[using]
     quote = connection.ops.quote_name
     ctes, fields_of = [], []
-    for n, model in enumerate(models):
+    for n, (model, rows) in enumerate(shape):
         fields = [f for f in model._meta.concrete_fields if f is not model._meta.pk]
         fields_of.append(fields)
         columns = ", ".join(quote(f.column) for f in fields)
-        values = ", ".join(["%s"] * len(fields))
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         ctes.append(
             f"i{n} AS (INSERT INTO {quote(model._meta.db_table)} ({columns}) "  # noqa: S608 (names from the models)
-            f"VALUES ({values}) RETURNING {quote(model._meta.pk.column)})"
+            f"VALUES {', '.join([row] * rows)} RETURNING {quote(model._meta.pk.column)})"
         )
-    returned = ", ".join(f"(SELECT * FROM i{n})" for n in range(len(models)))  # noqa: S608
+    returned = ", ".join(f"ARRAY(SELECT * FROM i{n})" for n in range(len(shape)))  # noqa: S608
     return f"WITH {', '.join(ctes)} SELECT {returned}", tuple(fields_of)
 
 
-def insert_together(*objs: Model, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Insert new instances of different models in one statement (each its own data-modifying
-    ``WITH`` part), setting their primary keys: the values are prepared as ``save()`` prepares
-    them. For rows written together whose order among themselves does not matter, and models
-    without save signals or overridden ``save()``."""
-    sql, fields_of = _insert_statement(tuple(type(obj) for obj in objs), using)
+def insert_together(*groups: Sequence[Model], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Insert new instances in one statement, setting their primary keys: each group (rows of
+    one model, in their order, as ``bulk_create`` inserts them) is its own data-modifying
+    ``WITH`` part; the values are prepared as ``save()`` prepares them. For models without
+    save signals or an overridden ``save()``, whose groups need no order among themselves."""
+    groups = [list(group) for group in groups if group]
+    shape = tuple((type(group[0]), len(group)) for group in groups)
+    sql, fields_of = _insert_statement(shape, using)
     connection = connections[using]
-    params = []
-    for obj, fields in zip(objs, fields_of, strict=True):
-        for f in fields:
-            value = f.get_db_prep_save(f.pre_save(obj, True), connection=connection)
-            if hasattr(value, "as_sql"):
-                raise ValueError(f"{f} has an expression as its value: save() the instance.")
-            params.append(value)
+    params = [
+        value
+        for group, fields in zip(groups, fields_of, strict=True)
+        for obj in group
+        for value in _prepared(obj, fields, connection, add=True)
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        pks = cursor.fetchone()
-    for obj, pk in zip(objs, pks, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = using
+        returned = cursor.fetchone()
+    for group, pks in zip(groups, returned, strict=True):
+        for obj, pk in zip(group, pks, strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = using
+
+
+def _prepared(obj: Model, fields, connection, *, add: bool) -> list:
+    values = []
+    for f in fields:
+        value = f.get_db_prep_save(f.pre_save(obj, add), connection=connection)
+        if hasattr(value, "as_sql"):
+            raise ValueError(f"{f} has an expression as its value: use the ORM.")
+        values.append(value)
+    return values
+
+
+@functools.cache
+def _update_statement(model: type[Model], names: tuple[str, ...], using: str) -> tuple[str, list]:
+    quote = connections[using].ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} "  # noqa: S608 (names from the models)
+        f"SET {', '.join(f'{quote(f.column)} = %s' for f in fields)} "
+        f"WHERE {quote(model._meta.pk.column)} = %s"
+    )
+    return sql, fields
+
+
+def save_fields(obj: Model, names: Sequence[str], using: str = DEFAULT_DB_ALIAS) -> None:
+    """``obj.save(update_fields=names)`` from a statement written once per model and field
+    list: the values prepared as ``save()`` prepares them, and an error when no row was
+    updated, as ``save()`` raises."""
+    connection = connections[using]
+    unique = tuple(dict.fromkeys(names))
+    sql, fields = _update_statement(type(obj), unique, using)
+    params = [*_prepared(obj, fields, connection, add=False), obj.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if not cursor.rowcount:
+            raise DatabaseError("Save with update_fields did not affect any rows.")

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from portal.errors import ConflictError, DomainError
+from portal.rows import insert_together
 from quotas import notify
 from quotas.models import ApprovalPolicy, CapacityPool, CapacityRequest, RequestCheck
 from quotas.workflow import RequestState
@@ -382,17 +383,19 @@ def _decide(capacity_request: CapacityRequest, relocked: _Relocked | None = None
         ctx.policy = relocked.policy or ApprovalPolicy(organization=capacity_request.organization)
     run = (last_run or 0) + 1
     results = [check(capacity_request, ctx) for check in checks_for(capacity_request)]
-    RequestCheck.all_objects.bulk_create(
-        RequestCheck(
-            organization_id=capacity_request.organization_id,
-            request=capacity_request,
-            run=run,
-            name=r.name,
-            outcome=r.outcome,
-            reason=r.reason,
-            figures=r.figures,
-        )
-        for r in results
+    insert_together(
+        [
+            RequestCheck(
+                organization_id=capacity_request.organization_id,
+                request=capacity_request,
+                run=run,
+                name=r.name,
+                outcome=r.outcome,
+                reason=r.reason,
+                figures=r.figures,
+            )
+            for r in results
+        ]
     )
     by_name = {r.name: r for r in results}
     hard = [r for r in results if r.outcome == FAIL and r.hard]

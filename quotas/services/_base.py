@@ -21,7 +21,7 @@ from accounts.permissions import role_has
 from accounts.selectors import staff_can_see_organization, staff_role_for
 from accounts.services import audit_event_build
 from portal.errors import NotAllowed
-from portal.rows import Columns, insert_together
+from portal.rows import Columns, insert_together, save_fields
 from quotas.models import (
     CapacityPool,
     CapacityRequest,
@@ -123,7 +123,7 @@ def _state_save(
     obj.state_changed_at = at
     obj.version += 1
     obj.updated_at = timezone.now()
-    obj.save(update_fields=["state", "state_changed_at", "version", "updated_at", *update_fields])
+    save_fields(obj, ["state", "state_changed_at", "version", "updated_at", *update_fields])
 
 
 def request_move(
@@ -255,7 +255,7 @@ def _event_and_audit(
         at=at,
         changes=changes,
     )
-    insert_together(event, audit)
+    insert_together([event], [audit])
 
 
 def event_and_audit_build(
@@ -296,9 +296,8 @@ def event_and_audit_build(
 
 
 def events_and_audits_write(records: list[tuple[RequestEvent, AuditEvent]]) -> None:
-    """Store built timeline and audit events in their order, one statement per table."""
-    RequestEvent.all_objects.bulk_create([event for event, _ in records])
-    AuditEvent.all_objects.bulk_create([audit for _, audit in records])
+    """Store built timeline and audit events, each table's in their order, in one statement."""
+    insert_together([event for event, _ in records], [audit for _, audit in records])
 
 
 # --- Who may act ---------------------------------------------------------------------------
