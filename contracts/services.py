@@ -381,18 +381,31 @@ def _spend_alert_publish(contract: Contract, state: SpendAlertState, burn) -> No
 
 
 def alerts_after_usage_ingest(*, organization_ids: list[int]) -> None:
-    """Call inside the usage ingest's transaction: once it commits, tasks re-evaluate the
-    spend alerts of the organizations' active contracts and their quota utilization alerts."""
+    """Call inside the usage ingest's transaction: once it commits, one task fans out the
+    re-evaluation of the organizations' alerts (``alerts_fan_out``). A batch names hundreds of
+    organizations; a message per organization sent from the request kept the metering sender
+    waiting for hundreds of broker round trips after its rows were stored."""
+    from .tasks import usage_ingest_alerts_task
+
+    ids = sorted(set(organization_ids))
+    if ids:
+        transaction.on_commit(lambda: usage_ingest_alerts_task.delay(ids), robust=True)
+
+
+def alerts_fan_out(*, organization_ids: list[int]) -> int:
+    """Enqueue the spend alerts of the organizations' active contracts and their quota
+    utilization alerts, one idempotent task each (so one failing evaluation is retried alone).
+    Returns the number of tasks sent."""
     from .tasks import contract_spend_alerts_task, quota_alerts_task
 
     contract_ids = list(
         Contract.objects.unscoped_for_staff()
         .filter(organization_id__in=organization_ids, status=Contract.Status.ACTIVE)
+        .order_by("pk")
         .values_list("pk", flat=True)
     )
     for contract_id in contract_ids:
-        transaction.on_commit(
-            lambda pk=contract_id: contract_spend_alerts_task.delay(pk), robust=True
-        )
+        contract_spend_alerts_task.delay(contract_id)
     for organization_id in organization_ids:
-        transaction.on_commit(lambda pk=organization_id: quota_alerts_task.delay(pk), robust=True)
+        quota_alerts_task.delay(organization_id)
+    return len(contract_ids) + len(organization_ids)

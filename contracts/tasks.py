@@ -72,6 +72,12 @@ def quota_alerts_task(organization_id: int) -> int:
     return len(quota_alerts_evaluate(organization=organization))
 
 
+@shared_task(name="contracts.usage_ingest_alerts_task")
+def usage_ingest_alerts_task(organization_ids: list[int]) -> int:
+    """After a usage ingest commits: the alerts of the organizations it named."""
+    return services.alerts_fan_out(organization_ids=organization_ids)
+
+
 @shared_task(name="contracts.quota_alerts_scan_task")
 def quota_alerts_scan_task() -> int:
     organization_ids = list(Organization.objects.order_by("pk").values_list("pk", flat=True))

@@ -263,6 +263,7 @@ _tasks_by_queue = {
         "contracts.spend_alerts_scan_task",
         "contracts.quota_alerts_task",
         "contracts.quota_alerts_scan_task",
+        "contracts.usage_ingest_alerts_task",
         "contracts.statement_issue_task",
         "contracts.statements_close_task",
     ],

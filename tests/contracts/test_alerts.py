@@ -118,6 +118,47 @@ def test_draft_contract_consumes_nothing_and_alerts_nothing(org, small_contract,
 
 
 @pytest.mark.django_db
+def test_ingest_hook_sends_one_message_for_all_organizations(
+    org, small_contract, django_capture_on_commit_callbacks
+):
+    """The metering request does not wait for a broker round trip per organization: one task
+    fans the evaluations out from a worker."""
+    from unittest import mock
+
+    from contracts.services import alerts_after_usage_ingest
+    from contracts.tasks import usage_ingest_alerts_task
+
+    others = [org.pk + 1000 + n for n in range(300)]
+    with (
+        mock.patch.object(usage_ingest_alerts_task, "delay") as delay,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        alerts_after_usage_ingest(organization_ids=[*others, org.pk, org.pk])
+        alerts_after_usage_ingest(organization_ids=[])
+    assert len(callbacks) == 1
+    delay.assert_called_once_with(sorted({*others, org.pk}))
+
+
+@pytest.mark.django_db
+def test_alerts_fan_out_sends_each_active_contract_and_organization_its_own_task(
+    org, small_contract
+):
+    from unittest import mock
+
+    from contracts.services import alerts_fan_out
+    from contracts.tasks import contract_spend_alerts_task, quota_alerts_task
+
+    ContractFactory(organization=org, status="draft")
+    with (
+        mock.patch.object(contract_spend_alerts_task, "delay") as spend,
+        mock.patch.object(quota_alerts_task, "delay") as quota,
+    ):
+        assert alerts_fan_out(organization_ids=[org.pk]) == 2
+    spend.assert_called_once_with(small_contract.pk)
+    quota.assert_called_once_with(org.pk)
+
+
+@pytest.mark.django_db
 def test_ingest_hook_evaluates_after_commit(
     org, owner, small_contract, h100, east, django_capture_on_commit_callbacks, settings
 ):

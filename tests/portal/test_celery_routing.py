@@ -27,6 +27,7 @@ EXPECTED_QUEUE = {
     "contracts.contract_spend_alerts_task": "alerts",
     "contracts.spend_alerts_scan_task": "alerts",
     "contracts.quota_alerts_task": "alerts",
+    "contracts.usage_ingest_alerts_task": "alerts",
     "contracts.quota_alerts_scan_task": "alerts",
     "contracts.statement_issue_task": "alerts",
     "contracts.statements_close_task": "alerts",
