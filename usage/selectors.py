@@ -1,6 +1,6 @@
 """Reads of metered usage. History, totals and the fleet view read the daily and monthly
 rollups only (never the hourly table); the records list and hourly aggregates read the hourly
-table through its (organization, hour) index.
+table through its natural key, which leads with (organization, hour).
 
 Windows are half-open [start, end) of UTC dates for rollup reads, of UTC datetimes for hourly
 reads. Daily rollups are UTC calendar days; weeks start on Monday (ISO); months are UTC months.
