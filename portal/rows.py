@@ -62,6 +62,9 @@ def _insert_statement(shape: tuple[tuple[type[Model], int], ...], using: str) ->
             f"i{n} AS (INSERT INTO {quote(model._meta.db_table)} ({columns}) "  # noqa: S608 (names from the models)
             f"VALUES {', '.join([row] * rows)} RETURNING {quote(model._meta.pk.column)})"
         )
+    if len(shape) == 1:
+        # One table: a plain INSERT, which reads as bulk_create's in the server's activity.
+        return ctes[0].removeprefix("i0 AS (").removesuffix(")"), tuple(fields_of)
     returned = ", ".join(f"ARRAY(SELECT * FROM i{n})" for n in range(len(shape)))  # noqa: S608
     return f"WITH {', '.join(ctes)} SELECT {returned}", tuple(fields_of)
 
@@ -83,7 +86,7 @@ def insert_together(*groups: Sequence[Model], using: str = DEFAULT_DB_ALIAS) -> 
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        returned = cursor.fetchone()
+        returned = [[pk for (pk,) in cursor.fetchall()]] if len(groups) == 1 else cursor.fetchone()
     for group, pks in zip(groups, returned, strict=True):
         for obj, pk in zip(group, pks, strict=True):
             obj.pk = pk
