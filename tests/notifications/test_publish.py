@@ -88,3 +88,35 @@ def test_the_same_key_published_twice_at_once_is_stored_once(org, owner, member)
         thread.join(timeout=30)
     assert sorted(results) == [0, 2]
     assert Notification.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_the_email_lock_reads_what_the_orm_read(org, member):
+    from django.db import transaction
+
+    from notifications.services import _notification_lock
+
+    (with_org,) = _publish(org, [member])
+    (without_org,) = _publish(None, [member], key="account:1")
+
+    def values(obj):
+        return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+    for notification in (with_org, without_org):
+        expected = (
+            Notification.objects.select_related("recipient", "organization")
+            .filter(pk=notification.pk)
+            .first()
+        )
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as queries:
+                found = _notification_lock(notification.pk)
+            assert len(queries.captured_queries) == 1
+        assert values(found) == values(expected)
+        assert values(found.recipient) == values(expected.recipient)
+        assert (found.organization and values(found.organization)) == (
+            expected.organization and values(expected.organization)
+        )
+    assert found.organization is None
+    with transaction.atomic():
+        assert _notification_lock(10**9) is None
