@@ -1,7 +1,7 @@
 """A backlog of alert evaluations does not delay a tenant's submission.
 
-A usage ingest over HTTP enqueues the alert evaluations of what it touched, and many more are
-sent as the scans would send them, all before the request is submitted: on one shared queue the
+A usage ingest over HTTP enqueues the task that fans out the alert evaluations of what it
+touched, and many more evaluations are sent as the scans would send them, all before the request is submitted: on one shared queue the
 checks would wait behind every one of them. With a worker consuming only the `workflow` queue
 (as the production worker group of docs/deploy.md), the checks run at once and every alert
 evaluation is still queued, none lost and none run. Without the routing the checks would sit
@@ -28,15 +28,15 @@ def test_checks_run_while_alert_evaluations_wait_in_their_own_queue(
         timeout=60,
     )
     assert response.status_code == 200, response.text
-    # The ingest's own: one spend evaluation (the active contract), one quota evaluation.
+    # The ingest's own: one task that fans out the evaluations of the organizations it named.
     wait_for(
-        lambda: stack.broker_state()["queues"]["alerts"] == 2,
+        lambda: stack.broker_state()["queues"]["alerts"] == 1,
         timeout=10,
         what="the ingest to enqueue its alert evaluations",
     )
     backlog = sized(300, 3000)
     stack.task_send("contracts.quota_alerts_task", org.pk, times=backlog)
-    assert stack.broker_state()["queues"]["alerts"] == 2 + backlog
+    assert stack.broker_state()["queues"]["alerts"] == 1 + backlog
 
     stack.worker_start("workflow", concurrency=1, queues=["workflow"])
     ids = [request_submit(stack, org_key.key)["id"] for _ in range(3)]
@@ -50,7 +50,7 @@ def test_checks_run_while_alert_evaluations_wait_in_their_own_queue(
     for request_id in ids:
         assert_checked_once(request_id)
     state = stack.broker_state()
-    assert state["queues"]["alerts"] == 2 + backlog, "no alert evaluation ran or was lost"
+    assert state["queues"]["alerts"] == 1 + backlog, "no alert evaluation ran or was lost"
     # The decisions' e-mails wait for the delivery workers; nothing else went anywhere.
     assert state["queues"]["delivery"] >= len(ids)
     assert state["queues"]["workflow"] == 0

@@ -194,7 +194,9 @@ def test_usage_chart_shows_the_selector_figures_for_the_demo(browser, live_serve
     end = shown_window(page)[1]
     show(page, granularity="day", group_by="sku", start=end - timedelta(days=45))
     expected = check_page_matches_selectors(page, acme, granularity="day", group_by="sku")
-    assert len(expected["labels"]) >= 45
+    # A bar for each day of the window: the demo meters up to the current hour, so in the first
+    # hour of a UTC day the window's last day has nothing yet.
+    assert len(expected["labels"]) >= 44
     show(page, granularity="day", group_by="region")
     check_page_matches_selectors(page, acme, granularity="day", group_by="region")
     show(page, granularity="month", group_by="region")
