@@ -52,6 +52,9 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=int, default=0, help="Length of each locust run.")
     parser.add_argument("--ingest-rows", type=int, default=0, help="Rows ingested over HTTP.")
+    parser.add_argument(
+        "--submit-rate", type=float, default=20, help="Submissions per second (the target's: 20)."
+    )
     parser.add_argument("--orgs", type=int)
     parser.add_argument("--requests", type=int)
     parser.add_argument("--usage-rows", type=int)
@@ -504,7 +507,7 @@ class Bench:
         pool = CapacityPool.objects.select_related("sku", "region").get(pk=2)
         again = self.stack.broker_wait_idle(timeout=60)
         began = datetime.now(UTC)
-        rate = 20
+        rate = self.args.submit_rate
         pending = {RequestState.SUBMITTED, RequestState.CHECKING}
         submitted = CapacityRequest.objects.for_organization(self.submit_org).filter(
             justification__startswith="benchmark ", created_at__gte=began
@@ -538,12 +541,12 @@ class Bench:
             "cpu_seconds": spent,
         }
         served = (
-            f"{result['rps']:.1f} of {rate} submissions/s accepted; before R4 {idle.note}, "
+            f"{result['rps']:.1f} of {rate:g} submissions/s accepted; before R4 {idle.note}, "
             f"before the submissions {again.note}"
         )
         self.figures += [
             Figure(
-                f"submit -> automatic checks done p50 ({rate} submissions/s)",
+                f"submit -> automatic checks done p50 ({rate:g} submissions/s)",
                 percentile(latencies, 50) if latencies else None, "ms", "R4 Celery no-op p50",
                 percentile(r4, 50), "<= 150 ms", max_value=150, extra=extra, note=served,
             ),
