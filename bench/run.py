@@ -191,18 +191,22 @@ class Bench:
         """CPU seconds spent meanwhile by each part of the stack (``Stack.cpu_seconds``) and by
         the load generator (locust runs as this process's waited-for children)."""
 
-        def reading() -> dict[str, float]:
+        def reading() -> tuple[dict[str, float], dict[int, float]]:
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
-            return {
-                **self.stack.cpu_seconds(),
-                "locust": children.ru_utime + children.ru_stime,
-            }
+            groups = self.stack.cpu_seconds()
+            groups["locust"] = children.ru_utime + children.ru_stime
+            return groups, self.stack.backend_cpu_seconds()
 
-        before = reading()
+        before, backends_before = reading()
         spent: dict[str, float] = {}
         yield spent
-        after = reading()
+        after, backends_after = reading()
         spent.update({name: after[name] - before.get(name, 0.0) for name in after})
+        # Pid by pid: a backend whose connection closed meanwhile (CONN_MAX_AGE) would otherwise
+        # take its whole past CPU out of the sum. What it spent during the figure is lost.
+        spent["postgresql"] = sum(
+            seconds - backends_before.get(pid, 0.0) for pid, seconds in backends_after.items()
+        )
 
     # --- set-up ---------------------------------------------------------------------------
     def prepare(self) -> None:

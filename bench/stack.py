@@ -206,10 +206,35 @@ class Stack:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system, seconds) spent so far by each part of the stack: the web
         server, each worker group (each a process tree), the PostgreSQL backends serving their
-        connections (found by client port, so that other clients of the server do not count)
-        and the Redis server (shared with whatever else uses it). The difference over a figure
-        shows where its CPU went on the two shared cores. A process that exited meanwhile
-        counts once its parent has reaped it; a backend whose connection closed, no longer."""
+        connections (``backend_cpu_seconds``) and the Redis server (shared with whatever else
+        uses it). A process that exited meanwhile counts once its parent has reaped it."""
+        spent, ports = self._process_cpu_and_ports()
+        spent["postgresql"] = sum(self.backend_cpu_seconds(ports).values())
+        spent["redis"] = sum(
+            _cpu(process)
+            for process in psutil.process_iter(["name"])
+            if (process.info["name"] or "").startswith("redis-server")
+        )
+        return spent
+
+    def backend_cpu_seconds(self, ports: set[int] | None = None) -> dict[int, float]:
+        """CPU time of each PostgreSQL backend serving one of the stack's connections (found by
+        the client port in its title, so that other clients of the server do not count), by
+        pid. A backend whose connection closed is gone from the next reading: compare readings
+        pid by pid."""
+        if ports is None:
+            ports = self._process_cpu_and_ports()[1]
+        title = re.compile(r"\((\d+)\)")
+        backends = {}
+        for process in psutil.process_iter(["name", "cmdline"]):
+            if not (process.info["name"] or "").startswith("postgres"):
+                continue
+            client = title.search(" ".join(process.info["cmdline"] or ()))
+            if client and int(client.group(1)) in ports:
+                backends[process.pid] = _cpu(process)
+        return backends
+
+    def _process_cpu_and_ports(self) -> tuple[dict[str, float], set[int]]:
         spent: dict[str, float] = {}
         ports: set[int] = set()
         for name, process in self.processes.items():
@@ -226,17 +251,7 @@ class Stack:
                     ports.update(c.laddr.port for c in member.net_connections(kind="tcp"))
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
-        spent["postgresql"] = spent["redis"] = 0.0
-        backend = re.compile(r"\((\d+)\)")
-        for process in psutil.process_iter(["name", "cmdline"]):
-            name, cmdline = process.info["name"] or "", " ".join(process.info["cmdline"] or ())
-            if name.startswith("postgres"):
-                client = backend.search(cmdline)
-                if client and int(client.group(1)) in ports:
-                    spent["postgresql"] += _cpu(process)
-            elif name.startswith("redis-server"):
-                spent["redis"] += _cpu(process)
-        return spent
+        return spent, ports
 
     def stop(self) -> None:
         for process in self.processes.values():

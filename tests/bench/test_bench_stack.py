@@ -163,12 +163,14 @@ def test_stack_cpu_reading_counts_each_process_tree_and_its_own_backends(db, tmp
             if after["workflow"] - before["workflow"] >= 0.75 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        backends = stack.backend_cpu_seconds()
     finally:
         for child in psutil.Process(group.pid).children(recursive=True):
             child.kill()
         group.kill()
         group.wait()
     assert set(after) == {"workflow", "postgresql", "redis"}
+    assert len(backends) == 1  # the group's one connection, not the test's
     assert 0.75 <= after["workflow"] - before["workflow"] < 3
     # The group's query (about a tenth of the other client's) and nothing of the other's.
     assert 0.02 < after["postgresql"] - before["postgresql"] < 0.5
@@ -178,3 +180,27 @@ def test_cpu_note_gives_milliseconds_per_unit_largest_first():
     note = cpu_note({"web": 0.5, "workflow": 1.0, "redis": 0.0}, 100, "submission")
     assert note == "CPU ms per submission: workflow 10.0, web 5.0, redis 0.0"
     assert cpu_note({"web": 1.0}, 0, "submission") == ""
+
+
+def test_cpu_spent_compares_backends_pid_by_pid(tmp_path):
+    """A backend whose connection closed during a figure (CONN_MAX_AGE) must not take its past
+    CPU out of the figure's: the sum once went negative that way."""
+
+    class Readings:
+        def __init__(self):
+            self.groups = iter([{"web": 1.0, "postgresql": 5.0}, {"web": 1.5, "postgresql": 3.5}])
+            self.backends = iter([{10: 3.0, 11: 2.0}, {11: 2.5, 12: 1.0}])
+
+        def cpu_seconds(self):
+            return next(self.groups)
+
+        def backend_cpu_seconds(self):
+            return next(self.backends)
+
+    bench = Bench(arguments([]), env={}, run_dir=tmp_path)
+    bench.stack = Readings()
+    with bench.cpu_spent() as spent:
+        pass
+    assert spent["web"] == pytest.approx(0.5)
+    assert spent["postgresql"] == pytest.approx(1.5)  # 0.5 by the backend that stayed, 1.0 new
+    assert spent["locust"] >= 0
