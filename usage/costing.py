@@ -25,7 +25,7 @@ SKU list prices, one for reservation rates.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, time, timedelta
 from decimal import Decimal
@@ -387,6 +387,35 @@ SELECT u.month, u.sku_id, u.region_id, u.contract_id, u.gpu_hours,
 """
 
 
+def usage_rows_rated(rows: list[tuple], *, in_force: list) -> Iterator[tuple]:
+    """The rows of a billable-usage statement shaped as ``_USAGE_MONTHS_SQL`` (leading key
+    columns, then SKU, region, contract, GPU-hours, the contract's rate for the region and for
+    any region, the list price), each with the rate ``usage_rate`` picks: (leading columns,
+    sku_id, region_id, gpu_hours, rate, source, contract_id). ``in_force`` is the (contract,
+    until) pairs the statement's contract column was chosen from."""
+    contract_rates: dict[tuple[int, int, int | None], Decimal] = {}
+    list_prices: dict[int, Decimal] = {}
+    for *_, sku_id, region_id, contract_id, _, region_rate, any_region_rate, list_price in rows:
+        if region_rate is not None:
+            contract_rates[(contract_id, sku_id, region_id)] = region_rate
+        if any_region_rate is not None:
+            contract_rates[(contract_id, sku_id, None)] = any_region_rate
+        list_prices[sku_id] = list_price
+    currencies = {contract.pk: contract.currency for contract, _ in in_force}
+    for *lead, sku_id, region_id, contract_id, gpu_hours, _, _, _ in rows:
+        source, contract_id, _, rate = usage_rate(
+            sku_id=sku_id,
+            region_id=region_id,
+            reservation_id=None,
+            contract_id=contract_id,
+            reservation_rates={},
+            contract_rates=contract_rates,
+            contract_currencies=currencies,
+            list_prices=list_prices,
+        )
+        yield tuple(lead), sku_id, region_id, gpu_hours, rate, source, contract_id
+
+
 def usage_charges_total(*, organization: Organization | int, start: date, end: date) -> Decimal:
     """The sum of the amounts of the usage lines ``contracts.charges`` prices from
     ``usage_cost_lines`` over the UTC days [start, end): billable usage per month, SKU,
@@ -417,27 +446,10 @@ def usage_charges_total(*, organization: Organization | int, start: date, end: d
     with connection.cursor() as cursor:
         cursor.execute(sql, [*case_params, org_id, start, end])
         rows = cursor.fetchall()
-    contract_rates: dict[tuple[int, int, int | None], Decimal] = {}
-    list_prices: dict[int, Decimal] = {}
-    for _, sku_id, region_id, contract_id, _, region_rate, any_region_rate, list_price in rows:
-        if region_rate is not None:
-            contract_rates[(contract_id, sku_id, region_id)] = region_rate
-        if any_region_rate is not None:
-            contract_rates[(contract_id, sku_id, None)] = any_region_rate
-        list_prices[sku_id] = list_price
-    currencies = {contract.pk: contract.currency for contract, _ in in_force}
     hours: dict[tuple, Decimal] = defaultdict(Decimal)
-    for month, sku_id, region_id, contract_id, gpu_hours, *_ in rows:
-        source, contract_id, _, rate = usage_rate(
-            sku_id=sku_id,
-            region_id=region_id,
-            reservation_id=None,
-            contract_id=contract_id,
-            reservation_rates={},
-            contract_rates=contract_rates,
-            contract_currencies=currencies,
-            list_prices=list_prices,
-        )
+    for (month,), sku_id, region_id, gpu_hours, rate, source, contract_id in usage_rows_rated(
+        rows, in_force=in_force
+    ):
         # Decimal sums of four-place GPU-hours are exact (28 digits).
         hours[(month, sku_id, region_id, rate, source, contract_id)] += gpu_hours
     return sum(

@@ -98,7 +98,7 @@ def usage_charges_by_month(
     contracts in force over a span holding the windows (``usage.fleet.contracts_in_force``),
     when read already (one query fewer)."""
     from portal.prepared import prepared_cursor
-    from usage.costing import boundary_months, usage_rate
+    from usage.costing import boundary_months, usage_rows_rated
     from usage.fleet import contracts_in_force
     from usage.models import UsageDaily, UsageMonthly
 
@@ -145,29 +145,12 @@ def usage_charges_by_month(
             },
         )
         rows = cursor.fetchall()
-    contract_rates: dict[tuple[int, int, int | None], Decimal] = {}
-    list_prices: dict[int, Decimal] = {}
-    for _, _, sku_id, region_id, contract_id, _, region_rate, any_region_rate, list_price in rows:
-        if region_rate is not None:
-            contract_rates[(contract_id, sku_id, region_id)] = region_rate
-        if any_region_rate is not None:
-            contract_rates[(contract_id, sku_id, None)] = any_region_rate
-        list_prices[sku_id] = list_price
-    currencies = {contract.pk: contract.currency for contract, _ in in_force}
     # A line per window, month, key, rate and contract (a contract without a rate for the
     # SKU prices at list price: its usage joins the list-price line of the key).
     hours: dict[tuple, Decimal] = defaultdict(Decimal)
-    for n, month, sku_id, region_id, contract_id, gpu_hours, *_ in rows:
-        source, contract_id, _, rate = usage_rate(
-            sku_id=sku_id,
-            region_id=region_id,
-            reservation_id=None,
-            contract_id=contract_id,
-            reservation_rates={},
-            contract_rates=contract_rates,
-            contract_currencies=currencies,
-            list_prices=list_prices,
-        )
+    for (n, month), sku_id, region_id, gpu_hours, rate, source, contract_id in usage_rows_rated(
+        rows, in_force=in_force
+    ):
         # Decimal sums of four-place GPU-hours are exact (28 digits).
         hours[(n, month, sku_id, region_id, rate, source, contract_id)] += gpu_hours
     for (n, month, _, _, rate, _, _), total in hours.items():
