@@ -1,10 +1,11 @@
 """A backlog of alert evaluations does not delay a tenant's submission.
 
 A usage ingest over HTTP enqueues the task that fans out the alert evaluations of what it
-touched, and many more evaluations are sent as the scans would send them, all before the request is submitted: on one shared queue the
-checks would wait behind every one of them. With a worker consuming only the `workflow` queue
-(as the production worker group of docs/deploy.md), the checks run at once and every alert
-evaluation is still queued, none lost and none run. Without the routing the checks would sit
+touched, and many more evaluations are sent as the scans would send them, all before the
+request is submitted: on one shared queue the checks would wait behind every one of them.
+With a worker consuming only the `workflow` queue (as the production worker group of
+docs/deploy.md), the checks run at once and every alert evaluation is still queued, none lost
+and none run. Without the routing the checks would sit
 in the one queue no such worker reads, and the test times out."""
 
 import pytest
