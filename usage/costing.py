@@ -365,34 +365,13 @@ def _merge_same_rate(lines: list[CostLine]) -> list[CostLine]:
     return result
 
 
-# Billable usage (outside reservations) of [start, end) per UTC month, SKU, region and the
-# contract in force on the day ({contract_case}: first match wins, as ``_contract_case``), with
-# the rates ``usage_rate`` chooses between: the contract's for the region, for any region, and
-# the SKU's list price.
-_USAGE_MONTHS_SQL = """
-SELECT u.month, u.sku_id, u.region_id, u.contract_id, u.gpu_hours,
-       (SELECT cr.price_per_gpu_hour FROM {rate} cr
-         WHERE cr.contract_id = u.contract_id AND cr.sku_id = u.sku_id
-           AND cr.region_id = u.region_id) AS region_rate,
-       (SELECT cr.price_per_gpu_hour FROM {rate} cr
-         WHERE cr.contract_id = u.contract_id AND cr.sku_id = u.sku_id
-           AND cr.region_id IS NULL) AS any_region_rate,
-       (SELECT s.list_price_per_gpu_hour FROM {sku} s WHERE s.id = u.sku_id) AS list_price
-  FROM (SELECT date_trunc('month', d.day::timestamp)::date AS month, d.sku_id, d.region_id,
-               {contract_case} AS contract_id, SUM(d.gpu_hours) AS gpu_hours
-          FROM {daily} d
-         WHERE d.organization_id = %s AND d.day >= %s AND d.day < %s
-           AND d.reservation_id IS NULL
-         GROUP BY 1, 2, 3, 4) u
-"""
-
-
 def usage_rows_rated(rows: list[tuple], *, in_force: list) -> Iterator[tuple]:
-    """The rows of a billable-usage statement shaped as ``_USAGE_MONTHS_SQL`` (leading key
-    columns, then SKU, region, contract, GPU-hours, the contract's rate for the region and for
-    any region, the list price), each with the rate ``usage_rate`` picks: (leading columns,
-    sku_id, region_id, gpu_hours, rate, source, contract_id). ``in_force`` is the (contract,
-    until) pairs the statement's contract column was chosen from."""
+    """The rows of a billable-usage statement shaped as ``contracts.selectors.charge_sums``'s
+    ``_USAGE_MONTHS_SQL`` (leading key columns, then SKU, region, contract, GPU-hours, the
+    contract's rate for the region and for any region, the list price), each with the rate
+    ``usage_rate`` picks: (leading columns, sku_id, region_id, gpu_hours, rate, source,
+    contract_id). ``in_force`` is the (contract, until) pairs the statement's contract column
+    was chosen from."""
     contract_rates: dict[tuple[int, int, int | None], Decimal] = {}
     list_prices: dict[int, Decimal] = {}
     for *_, sku_id, region_id, contract_id, _, region_rate, any_region_rate, list_price in rows:
@@ -416,48 +395,6 @@ def usage_rows_rated(rows: list[tuple], *, in_force: list) -> Iterator[tuple]:
         yield tuple(lead), sku_id, region_id, gpu_hours, rate, source, contract_id
 
 
-def usage_charges_total(*, organization: Organization | int, start: date, end: date) -> Decimal:
-    """The sum of the amounts of the usage lines ``contracts.charges`` prices from
-    ``usage_cost_lines`` over the UTC days [start, end): billable usage per month, SKU,
-    region, rate and contract, each rounded once. Two queries (the contracts in force, the
-    usage with its candidate rates), one row back per month and key; ``usage_rate`` picks the
-    rate. ``tests/contracts/test_charges_total.py`` holds it equal to the lines."""
-    from django.db import connection
-
-    if end <= start:
-        return Decimal("0.00")
-    org_id = organization if isinstance(organization, int) else organization.pk
-    in_force = _in_force(org_id, start, end)
-    case_sql, case_params = "NULL::bigint", []
-    if in_force:
-        case_sql = (
-            "CASE "
-            + " ".join("WHEN d.day >= %s AND d.day < %s THEN %s::bigint" for _ in in_force)
-            + " END"
-        )
-        for contract, until in in_force:
-            case_params += [contract.term_start, until, contract.pk]
-    sql = _USAGE_MONTHS_SQL.format(
-        rate=ContractRate._meta.db_table,
-        sku=GpuSku._meta.db_table,
-        daily=UsageDaily._meta.db_table,
-        contract_case=case_sql,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*case_params, org_id, start, end])
-        rows = cursor.fetchall()
-    hours: dict[tuple, Decimal] = defaultdict(Decimal)
-    for (month,), sku_id, region_id, gpu_hours, rate, source, contract_id in usage_rows_rated(
-        rows, in_force=in_force
-    ):
-        # Decimal sums of four-place GPU-hours are exact (28 digits).
-        hours[(month, sku_id, region_id, rate, source, contract_id)] += gpu_hours
-    return sum(
-        (round_money(Fraction(total) * Fraction(key[3])) for key, total in hours.items()),
-        Decimal("0.00"),
-    )
-
-
 def usage_cost_total(lines: list[CostLine], *, billable_only: bool = True) -> dict[str, Decimal]:
     """Sum of line amounts per currency."""
     totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
@@ -471,7 +408,6 @@ __all__ = [
     "CostLine",
     "boundary_months",
     "contract_for_day",
-    "usage_charges_total",
     "usage_cost_days_and_months",
     "usage_cost_lines",
     "usage_cost_total",

@@ -59,9 +59,8 @@ def contract_consumed_spend(*, contract: Contract, now: datetime | None = None) 
     reservations' charges are each summed per line as those lines price them (three queries,
     one row back per month and usage key; ``tests/contracts/test_charges_total.py``).
     """
-    from usage.costing import usage_charges_total
-
     from ..charges import reservation_charges_total
+    from .charge_sums import usage_charges_total
     from .spend import _term_window, day_after_last
 
     if contract.status == Contract.Status.DRAFT:

@@ -161,6 +161,14 @@ def usage_charges_by_month(
     return result
 
 
+def usage_charges_total(*, organization: Organization | int, start: date, end: date) -> Decimal:
+    """The sum of the amounts of the usage lines ``contracts.charges`` prices from
+    ``usage_cost_lines`` over the UTC days [start, end) (the contract's consumed spend):
+    ``usage_charges_by_month`` of the one window, summed."""
+    (months,) = usage_charges_by_month(organization=organization, windows=[(start, end)])
+    return sum(months.values(), ZERO)
+
+
 def charges_by_month(
     *,
     organization: Organization | int,

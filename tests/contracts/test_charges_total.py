@@ -13,10 +13,10 @@ from django.utils import timezone
 from contracts.charges import Kind, charge_lines, lines_total, reservation_charges_total
 from contracts.models import Contract
 from contracts.selectors import contract_consumed_spend
+from contracts.selectors.charge_sums import usage_charges_total
 from contracts.selectors.spend import contract_spend_lines
 from quotas.workflow import ReservationState
 from tests.factories import ContractFactory
-from usage.costing import usage_charges_total
 
 from .conftest import at, make_reservation
 from .test_costing_fast_path import history  # noqa: F401  (fixture)
