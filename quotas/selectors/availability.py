@@ -280,12 +280,7 @@ def pool_earliest_start(
     "at once" or "soon", does not sweep a year of holds. Callers that want whole hours round
     the answer up themselves.
     """
-    if gpu_count <= 0:
-        raise DomainError("Ask for at least one GPU.", field="gpu_count")
-    if duration <= timedelta(0):
-        raise DomainError("The duration must be positive.", field="duration")
-    if horizon <= timedelta(0):
-        raise DomainError("The search horizon must be positive.", field="horizon")
+    _check_search(gpu_count=gpu_count, duration=duration, horizon=horizon)
     # Most asks fit at once, or soon: look at not_before alone, then a month, then the whole
     # horizon. Each step is exact for the candidates it covers (it reads the levels up to its
     # last candidate plus the duration), so the first step with an answer has the earliest.
@@ -293,6 +288,29 @@ def pool_earliest_start(
     # free-minimum statement says so for about two thirds of the candidate search's server time.
     if pool_free_min(pool=pool, starts_at=not_before, ends_at=not_before + duration) >= gpu_count:
         return not_before
+    return _earliest_start_after(
+        pool=pool, gpu_count=gpu_count, duration=duration, not_before=not_before, horizon=horizon
+    )
+
+
+def _check_search(*, gpu_count: int, duration: timedelta, horizon: timedelta) -> None:
+    if gpu_count <= 0:
+        raise DomainError("Ask for at least one GPU.", field="gpu_count")
+    if duration <= timedelta(0):
+        raise DomainError("The duration must be positive.", field="duration")
+    if horizon <= timedelta(0):
+        raise DomainError("The search horizon must be positive.", field="horizon")
+
+
+def _earliest_start_after(
+    *,
+    pool: CapacityPool | int,
+    gpu_count: int,
+    duration: timedelta,
+    not_before: datetime,
+    horizon: timedelta,
+) -> datetime | None:
+    """``pool_earliest_start`` once not_before itself is known not to fit."""
     final_end = not_before + horizon
     if final_end <= not_before + _INSTANT:
         return None  # not_before was the only candidate
@@ -409,10 +427,12 @@ def pool_summary_list(
 
 # The other active pools of a SKU, picked inside the statement that reads their levels: one
 # round trip, and no ORM query to compile (together that was about half of the availability
-# answer's time). Only the pools where the GPUs fit come back, with their region and SKU.
+# answer's time). Only the pools where the GPUs fit come back, with their region and SKU. The
+# availability answer (``pool_availability``) adds the asked pool to the candidates ({ids})
+# and always gets its row back ({asked}): its free minimum comes from the same sweep.
 _ALTERNATIVES_PRELUDE = """
     candidates AS MATERIALIZED (
-        SELECT array_agg(p.id) AS ids
+        SELECT {ids} AS ids
           FROM {pool} p
           JOIN {region} r ON r.id = p.region_id
           JOIN {sku} s ON s.id = p.sku_id
@@ -421,30 +441,36 @@ _ALTERNATIVES_PRELUDE = """
     ),
 """
 _ALTERNATIVES_QUERY = """
-    SELECT f.free, {columns}
+    SELECT f.pool_id, f.free, {columns}
       FROM (SELECT pool_id, min(capacity - held) AS free FROM levels GROUP BY pool_id) AS f
       JOIN {pool} p ON p.id = f.pool_id
       JOIN {region} r ON r.id = p.region_id
       JOIN {sku} s ON s.id = p.sku_id
-     WHERE f.free >= %(count)s
+     WHERE f.free >= %(count)s{asked}
 """
 # (alias, model) of each model read with its pool, in the order of their columns in a row.
 _POOL_MODELS = (("p", CapacityPool), ("r", Region), ("s", GpuSku))
 
 
 @functools.cache
-def _alternatives_sql() -> str:
+def _alternatives_sql(*, with_asked_pool: bool = False) -> str:
     tables = {alias: model._meta.db_table for alias, model in _POOL_MODELS}
     columns = ", ".join(
         f"{alias}.{connection.ops.quote_name(field.column)}"
         for alias, model in _POOL_MODELS
         for field in model._meta.concrete_fields
     )
+    names = {"pool": tables["p"], "region": tables["r"], "sku": tables["s"]}
     return _sql(
         _ALTERNATIVES_QUERY.format(
-            columns=columns, pool=tables["p"], region=tables["r"], sku=tables["s"]
+            columns=columns,
+            asked=" OR f.pool_id = %(pool)s" if with_asked_pool else "",
+            **names,
         ),
-        prelude=_ALTERNATIVES_PRELUDE.format(pool=tables["p"], region=tables["r"], sku=tables["s"]),
+        prelude=_ALTERNATIVES_PRELUDE.format(
+            ids="array_agg(p.id) || %(pool)s::bigint" if with_asked_pool else "array_agg(p.id)",
+            **names,
+        ),
         pools="(SELECT ids FROM candidates)::bigint[]",
     )
 
@@ -466,8 +492,8 @@ def _pool_row_layout() -> tuple[tuple[type, tuple[str, ...], tuple], ...]:
 
 
 def _pool_from_row(row: Sequence[object]) -> CapacityPool:
-    """The pool of a row of ``_alternatives_sql()``, with its region and SKU, as
-    ``select_related("region", "sku")`` would give it."""
+    """The pool of a row of ``_alternatives_sql()`` (its pool columns onwards), with its region
+    and SKU, as ``select_related("region", "sku")`` would give it."""
     database = connection.alias
     instances = []
     position = 0
@@ -484,6 +510,12 @@ def _pool_from_row(row: Sequence[object]) -> CapacityPool:
     CapacityPool.region.field.set_cached_value(pool, region)
     CapacityPool.sku.field.set_cached_value(pool, sku)
     return pool
+
+
+def _fitting(rows: Iterable[Sequence[object]]) -> list[PoolAvailability]:
+    """The alternatives of rows of ``_alternatives_sql()``: most free first, then by region."""
+    fitting = [PoolAvailability(pool=_pool_from_row(row[2:]), free_min=int(row[1])) for row in rows]
+    return sorted(fitting, key=lambda a: (-a.free_min, a.pool.region.code))
 
 
 def pool_alternatives(
@@ -507,9 +539,65 @@ def pool_alternatives(
     )
     with prepared_cursor() as cursor:
         cursor.execute(_alternatives_sql(), params)
+        return _fitting(cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class PoolAnswer:
+    """Can ``gpu_count`` GPUs of a pool fit over a window: the availability API's answer."""
+
+    free_min: int
+    earliest_start: datetime | None
+    alternatives: list[PoolAvailability]
+
+
+def pool_availability(
+    *,
+    pool: CapacityPool,
+    gpu_count: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    horizon: timedelta,
+) -> PoolAnswer:
+    """``pool_free_min`` over [starts_at, ends_at), ``pool_earliest_start`` from starts_at for
+    the window's duration within ``horizon``, and ``pool_alternatives`` of the pool's SKU
+    without the pool: the same three answers, from one statement when the GPUs fit at once.
+
+    The pool's free minimum is read in the sweep that reads the other regions', and it is
+    what the earliest-start search asks first (whether starts_at itself fits), so only when
+    it is short does the search run, from its next step.
+    """
+    _check_window(starts_at, ends_at)
+    duration = ends_at - starts_at
+    _check_search(gpu_count=gpu_count, duration=duration, horizon=horizon)
+    params = _params(
+        pool_ids=[],
+        starts_at=starts_at,
+        ends_at=ends_at,
+        sku=pool.sku_id,
+        pool=pool.pk,
+        exclude_pools=[pool.pk],
+        count=gpu_count,
+    )
+    with prepared_cursor() as cursor:
+        cursor.execute(_alternatives_sql(with_asked_pool=True), params)
         rows = cursor.fetchall()
-    fitting = [PoolAvailability(pool=_pool_from_row(row[1:]), free_min=int(row[0])) for row in rows]
-    return sorted(fitting, key=lambda a: (-a.free_min, a.pool.region.code))
+    (free_min,) = [int(row[1]) for row in rows if row[0] == pool.pk]
+    if free_min >= gpu_count:
+        earliest = starts_at
+    else:
+        earliest = _earliest_start_after(
+            pool=pool,
+            gpu_count=gpu_count,
+            duration=duration,
+            not_before=starts_at,
+            horizon=horizon,
+        )
+    return PoolAnswer(
+        free_min=free_min,
+        earliest_start=earliest,
+        alternatives=_fitting(row for row in rows if row[0] != pool.pk),
+    )
 
 
 def pool_capacity_at(*, pool: CapacityPool | int, at: datetime) -> int:
