@@ -827,22 +827,12 @@ class AvailabilityView(OrganizationAPIView):
         query.is_valid(raise_exception=True)
         q = query.validated_data
         pool = pool_for(sku=q["sku"], region=q["region"])
-        free_min = availability.pool_free_min(
-            pool=pool, starts_at=q["starts_at"], ends_at=q["ends_at"]
-        )
-        earliest = availability.pool_earliest_start(
+        answer = availability.pool_availability(
             pool=pool,
-            gpu_count=q["gpu_count"],
-            duration=q["ends_at"] - q["starts_at"],
-            not_before=q["starts_at"],
-            horizon=EARLIEST_START_HORIZON,
-        )
-        alternatives = availability.pool_alternatives(
-            sku=q["sku"],
             gpu_count=q["gpu_count"],
             starts_at=q["starts_at"],
             ends_at=q["ends_at"],
-            exclude_pool=pool,
+            horizon=EARLIEST_START_HORIZON,
         )
         data = {
             "sku": q["sku"].code,
@@ -850,10 +840,10 @@ class AvailabilityView(OrganizationAPIView):
             "gpu_count": q["gpu_count"],
             "starts_at": q["starts_at"],
             "ends_at": q["ends_at"],
-            "fits": free_min >= q["gpu_count"],
-            "free_min": free_min,
-            "earliest_start": earliest,
-            "alternatives": alternatives,
+            "fits": answer.free_min >= q["gpu_count"],
+            "free_min": answer.free_min,
+            "earliest_start": answer.earliest_start,
+            "alternatives": answer.alternatives,
         }
         return Response(AvailabilitySerializer(data).data)
 

@@ -12,7 +12,8 @@ window functions: it folds everything before the window start into one level at 
 keeps one level per event time inside the window. Nothing iterates hour by hour.
 
 The availability answer (free minimum, earliest start, other regions) runs on every request
-form and API call: its three statements are prepared once per connection
+form and API call: the API's comes from one statement when the GPUs fit
+(``pool_availability``), and the statements are prepared once per connection
 (``portal.prepared``), since planning one cost about as much as running it.
 
 Free figures may be negative: a capacity reduction applied in "flag" mode can leave a pool

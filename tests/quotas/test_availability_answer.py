@@ -21,6 +21,7 @@ from quotas.selectors.availability import (
 from tests.factories import CapacityPoolFactory, GpuSkuFactory, RegionFactory
 from tests.quotas.test_availability import GRID, add_change, add_hold, hours
 from tests.quotas.test_availability_alternatives import REGIONS, pool_st
+from tests.quotas.test_availability_prepared import _prepared_statements as prepared_statements
 
 
 def three_call_answer(*, pool, gpu_count, starts_at, ends_at, horizon):
@@ -137,3 +138,26 @@ def test_bad_asks_are_refused_as_the_selectors_refuse_them(skus):
         pool_availability(pool=pool, gpu_count=1, **{**window, "ends_at": hours(0)})
     with pytest.raises(DomainError, match="horizon must be positive"):
         pool_availability(pool=pool, gpu_count=1, **{**window, "horizon": timedelta(0)})
+
+
+def test_the_statement_is_prepared_once_and_answers_alike_without(skus, org, monkeypatch):
+    pool = CapacityPoolFactory(region=RegionFactory(code="us-east-1"), sku=skus[0])
+    CapacityPoolFactory(region=RegionFactory(code="us-west-1"), sku=skus[0])
+    add_change(pool, 64, 0)
+    add_hold(pool, org, 40, 2, 6)
+    ask = {
+        "pool": pool,
+        "gpu_count": 16,
+        "starts_at": hours(0),
+        "ends_at": hours(8),
+        "horizon": timedelta(days=30),
+    }
+    before = prepared_statements()
+    prepared = one_call_answer(**ask)
+    assert len(prepared_statements()) == len(before) + 1
+    assert one_call_answer(**ask) == prepared
+    assert len(prepared_statements()) == len(before) + 1  # used again, not prepared again
+    # Behind a transaction pooler (DISABLE_SERVER_SIDE_CURSORS) nothing is prepared.
+    monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
+    assert one_call_answer(**ask) == prepared
+    assert len(prepared_statements()) == len(before) + 1
