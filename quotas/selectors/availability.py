@@ -268,9 +268,12 @@ def pool_earliest_start(
     duration: timedelta,
     not_before: datetime,
     horizon: timedelta,
+    free_min: int | None = None,
 ) -> datetime | None:
     """The earliest start in [not_before, not_before + horizon) at which ``gpu_count`` GPUs fit
-    for ``duration``, or None when there is none in that horizon.
+    for ``duration``, or None when there is none in that horizon. ``free_min``, when the caller
+    has read it already, is the pool's free minimum over [not_before, not_before + duration):
+    the search's first question, which is then not asked again.
 
     The answer is exact, not rounded to the hour: the earliest fitting start is always either
     ``not_before`` or an instant where the free figure changes (moving a fitting start that is
@@ -287,31 +290,10 @@ def pool_earliest_start(
     # last candidate plus the duration), so the first step with an answer has the earliest.
     # not_before alone fits exactly when the free minimum over its window has room: the
     # free-minimum statement says so for about two thirds of the candidate search's server time.
-    if pool_free_min(pool=pool, starts_at=not_before, ends_at=not_before + duration) >= gpu_count:
+    if free_min is None:
+        free_min = pool_free_min(pool=pool, starts_at=not_before, ends_at=not_before + duration)
+    if free_min >= gpu_count:
         return not_before
-    return _earliest_start_after(
-        pool=pool, gpu_count=gpu_count, duration=duration, not_before=not_before, horizon=horizon
-    )
-
-
-def _check_search(*, gpu_count: int, duration: timedelta, horizon: timedelta) -> None:
-    if gpu_count <= 0:
-        raise DomainError("Ask for at least one GPU.", field="gpu_count")
-    if duration <= timedelta(0):
-        raise DomainError("The duration must be positive.", field="duration")
-    if horizon <= timedelta(0):
-        raise DomainError("The search horizon must be positive.", field="horizon")
-
-
-def _earliest_start_after(
-    *,
-    pool: CapacityPool | int,
-    gpu_count: int,
-    duration: timedelta,
-    not_before: datetime,
-    horizon: timedelta,
-) -> datetime | None:
-    """``pool_earliest_start`` once not_before itself is known not to fit."""
     final_end = not_before + horizon
     if final_end <= not_before + _INSTANT:
         return None  # not_before was the only candidate
@@ -333,6 +315,15 @@ def _earliest_start_after(
         not_before=not_before,
         horizon_end=final_end,
     )
+
+
+def _check_search(*, gpu_count: int, duration: timedelta, horizon: timedelta) -> None:
+    if gpu_count <= 0:
+        raise DomainError("Ask for at least one GPU.", field="gpu_count")
+    if duration <= timedelta(0):
+        raise DomainError("The duration must be positive.", field="duration")
+    if horizon <= timedelta(0):
+        raise DomainError("The search horizon must be positive.", field="horizon")
 
 
 # Steps of the earliest-start search after the asked start alone: a month, then the horizon.
@@ -584,19 +575,16 @@ def pool_availability(
         cursor.execute(_alternatives_sql(with_asked_pool=True), params)
         rows = cursor.fetchall()
     (free_min,) = [int(row[1]) for row in rows if row[0] == pool.pk]
-    if free_min >= gpu_count:
-        earliest = starts_at
-    else:
-        earliest = _earliest_start_after(
+    return PoolAnswer(
+        free_min=free_min,
+        earliest_start=pool_earliest_start(
             pool=pool,
             gpu_count=gpu_count,
             duration=duration,
             not_before=starts_at,
             horizon=horizon,
-        )
-    return PoolAnswer(
-        free_min=free_min,
-        earliest_start=earliest,
+            free_min=free_min,
+        ),
         alternatives=_fitting(row for row in rows if row[0] != pool.pk),
     )
 

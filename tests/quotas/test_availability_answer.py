@@ -161,3 +161,22 @@ def test_the_statement_is_prepared_once_and_answers_alike_without(skus, org, mon
     monkeypatch.setitem(connection.settings_dict, "DISABLE_SERVER_SIDE_CURSORS", True)
     assert one_call_answer(**ask) == prepared
     assert len(prepared_statements()) == len(before) + 1
+
+
+def test_a_search_told_the_free_minimum_does_not_ask_it_again(skus, org, django_assert_num_queries):
+    pool = CapacityPoolFactory(region=RegionFactory(code="us-east-1"), sku=skus[0])
+    add_change(pool, 64, 0)
+    add_hold(pool, org, 40, 2, 6)
+    search = {
+        "pool": pool,
+        "gpu_count": 48,
+        "duration": timedelta(hours=8),
+        "not_before": hours(0),
+        "horizon": timedelta(hours=20),
+    }
+    with django_assert_num_queries(2):
+        assert pool_earliest_start(**search) == hours(6)
+    with django_assert_num_queries(1):
+        assert pool_earliest_start(**search, free_min=24) == hours(6)
+    with django_assert_num_queries(0):
+        assert pool_earliest_start(**{**search, "gpu_count": 16}, free_min=24) == hours(0)
