@@ -58,6 +58,7 @@ from .fields import (
     pool_for,
     quote_representation,
 )
+from .request_create import create_input_validate
 from .request_list import RequestListRows
 
 EARLIEST_START_HORIZON = timedelta(days=365)
@@ -491,16 +492,18 @@ class CapacityRequestViewSet(
         return self._detail(self.get_object())
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        serializer = CapacityRequestCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        # CapacityRequestCreateSerializer's validation, with the SKU, the region and their
+        # pool read in one statement (request_create.py).
+        validated, pool = create_input_validate(
+            request.data, serializer_class=CapacityRequestCreateSerializer
+        )
         capacity_request = services.capacity_request_create(
-            organization=self.organization, actor=request.user, **serializer.validated_data
+            organization=self.organization, actor=request.user, pool=pool, **validated
         )
         return new_request_detail_response(
             capacity_request=capacity_request,
             with_alternatives=bool(
-                serializer.validated_data.get("alternative_skus")
-                or serializer.validated_data.get("alternative_regions")
+                validated.get("alternative_skus") or validated.get("alternative_regions")
             ),
         )
 

@@ -20,7 +20,9 @@ from accounts.models import AuditEvent, Membership, Organization, Role, StaffRol
 from accounts.permissions import role_has
 from accounts.selectors import staff_can_see_organization, staff_role_for
 from accounts.services import audit_event_build
+from accounts.tenancy import UnscopedQueryError
 from portal.errors import NotAllowed
+from portal.prepared import prepared_cursor
 from portal.rows import Columns, insert_together, save_fields
 from quotas.models import (
     CapacityPool,
@@ -302,12 +304,33 @@ def events_and_audits_write(records: list[tuple[RequestEvent, AuditEvent]]) -> N
 
 # --- Who may act ---------------------------------------------------------------------------
 def tenant_role(user: User | None, organization: Organization) -> str | None:
+    """The user's role in the organization (None: not a member).
+
+    Every tenant action asks it, so the statement is written once and prepared once per
+    connection: the ORM compiled it each call, and joined the users' table only to order by
+    e-mail the one row (organization, user) can match (``tests/quotas/test_tenant_role.py``
+    holds both equal)."""
     if user is None or not user.is_authenticated:
         return None
-    membership = (
-        Membership.objects.for_organization(organization).filter(user=user).only("role").first()
+    if organization.pk is None:
+        raise UnscopedQueryError("for_organization() needs a saved organization.")
+    with prepared_cursor() as cursor:
+        cursor.execute(_tenant_role_statement(), [organization.pk, user.pk])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@functools.cache
+def _tenant_role_statement() -> str:
+    quote = transaction.get_connection().ops.quote_name
+    column = {
+        name: quote(Membership._meta.get_field(name).column)
+        for name in ("role", "organization", "user")
+    }
+    return (
+        f"SELECT {column['role']} FROM {quote(Membership._meta.db_table)} "  # noqa: S608 (names from the model)
+        f"WHERE {column['organization']} = %s AND {column['user']} = %s"
     )
-    return membership.role if membership else None
 
 
 def require_tenant(user: User, organization: Organization, capability: str) -> str:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import Organization, Role, User
 from accounts.services import audit_record
 from portal.errors import DomainError, NotAllowed
+from portal.rows import insert_together
 from quotas import notify
 from quotas.capacity import GPU_COUNT_MAX
 from quotas.models import (
@@ -73,8 +74,12 @@ def capacity_request_validate(
     alternative_regions: Iterable[Region] = (),
     lead_time: bool = True,
     now: datetime | None = None,
+    pool: CapacityPool | None = None,
 ) -> CapacityPool:
-    """Refuse bad input with a DomainError naming the field at fault; return the pool."""
+    """Refuse bad input with a DomainError naming the field at fault; return the pool.
+
+    ``pool``: the active pool of ``sku`` and ``region`` when the caller read it with them (the
+    API reads the three in one statement); read here otherwise."""
     now = now or timezone.now()
     if kind not in Kind.values:
         raise DomainError("Choose a reservation or an on-demand quota increase.", field="kind")
@@ -82,7 +87,8 @@ def capacity_request_validate(
         raise DomainError("Choose a GPU type that is on sale.", field="sku")
     if region is None or not region.active:
         raise DomainError("Choose a region that is open.", field="region")
-    pool = CapacityPool.objects.filter(sku=sku, region=region, active=True).first()
+    if pool is None or not (pool.active and pool.sku_id == sku.pk and pool.region_id == region.pk):
+        pool = CapacityPool.objects.filter(sku=sku, region=region, active=True).first()
     if pool is None:
         raise DomainError(f"{sku} is not offered in {region.code}.", field="region")
     for alt in alternative_skus:
@@ -199,8 +205,10 @@ def capacity_request_create(
     waitlist_if_unavailable: bool = False,
     submit: bool = True,
     extends_reservation: Reservation | None = None,
+    pool: CapacityPool | None = None,
 ) -> CapacityRequest:
-    """Create a request as a draft, and submit it unless ``submit`` is False."""
+    """Create a request as a draft, and submit it unless ``submit`` is False. ``pool``: the
+    pool of ``sku`` and ``region`` if the caller read it with them (checked, else read)."""
     role = require_tenant(actor, organization, "requests.create")
     alternative_skus = [s for s in alternative_skus if s.pk != getattr(sku, "pk", None)]
     alternative_regions = [r for r in alternative_regions if r.pk != getattr(region, "pk", None)]
@@ -215,6 +223,7 @@ def capacity_request_create(
         alternative_skus=alternative_skus,
         alternative_regions=alternative_regions,
         lead_time=extends_reservation is None,
+        pool=pool,
     )
     is_quota = kind == Kind.QUOTA_INCREASE
     policy = None
@@ -260,7 +269,7 @@ def capacity_request_create(
             alternative_skus=[] if is_quota else alternative_skus,
             alternative_regions=[] if is_quota else alternative_regions,
         )
-    capacity_request.save(force_insert=True)
+    insert_together([capacity_request])
     if alternative_skus and not is_quota:
         capacity_request.alternative_skus.set(alternative_skus)
     if alternative_regions and not is_quota:
@@ -296,7 +305,9 @@ def _create_submitted(
     capacity_request.state_changed_at = now
     capacity_request.version += 1
     capacity_request.updated_at = now
-    capacity_request.save(force_insert=True)
+    # save(force_insert=True) from a statement written once (portal.rows): no signals or
+    # save() of its own to skip.
+    insert_together([capacity_request])
     if alternative_skus:
         capacity_request.alternative_skus.set(alternative_skus)
     if alternative_regions:

@@ -36,8 +36,9 @@ def test_create_and_submit_takes_a_fixed_number_of_queries(org, owner, pool, org
         response = client.post("/api/v1/orgs/acme/requests/", create_body(), format="json")
     assert response.status_code == 201
     assert response.json()["state"] == "submitted"
-    # key with its user's role (API), SKU, region, role (service), pool, the request inserted
-    # submitted, both steps' timeline and audit events in one statement, webhooks (13 before
-    # the row went in submitted and the response kept the timeline); plus the savepoint pair
+    # key with its user's role (API), SKU with region and pool (one statement), role
+    # (service), the request inserted submitted, both steps' timeline and audit events in one
+    # statement, webhooks (13 before the row went in submitted and the response kept the
+    # timeline, 8 before the SKU, region and pool came together); plus the savepoint pair
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(statements) == 8, "\n".join(s[:120] for s in statements)
+    assert len(statements) == 6, "\n".join(s[:120] for s in statements)

@@ -2,13 +2,17 @@
 timeline and audit events in two statements: the same row, events, audit rows, checks task
 and notifications as creating a draft and submitting it."""
 
+import random
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.forms.models import model_to_dict
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from notifications.models import Notification
+from portal.rows import insert_together
 from quotas.models import CapacityRequest, RequestEvent
 from quotas.services.requests import (
     approval_policy_set,
@@ -108,3 +112,44 @@ def test_create_and_submit_stores_what_create_then_submit_stores(
     assert callbacks_now == callbacks_before
     assert at_once["row"]["state"] in ("submitted", "pending_internal_approval")
     assert at_once["timeline"][0][:2] == ("", "draft")
+
+
+def test_the_insert_stores_what_save_stores(catalog, org, owner, member, h100, east):
+    """A create inserts its row with portal.rows' statement instead of save(force_insert=True):
+    the same stored row, on random values of every column a create sets."""
+    rng = random.Random(3)
+    for _ in range(20):
+        now = timezone.now() - timedelta(seconds=rng.randint(0, 10**6))
+        reservation = rng.random() < 0.7
+        values = {
+            "organization": org,
+            "kind": "reservation" if reservation else "quota_increase",
+            "sku": h100,
+            "region": east,
+            "gpu_count": rng.choice([8, 64]) if reservation else None,
+            "starts_at": soon(rng.randint(1, 90)) if reservation else None,
+            "ends_at": soon(rng.randint(91, 120)) if reservation else None,
+            "on_demand_limit": None if reservation else rng.choice([0, 32]),
+            "justification": rng.choice(["", "Training run", "ünïcode ✓"]),
+            "waitlist_if_unavailable": rng.random() < 0.5,
+            "requested_by": rng.choice([owner, member, None]),
+            "state": rng.choice(["draft", "submitted"]),
+            "submitted_at": rng.choice([None, now]),
+            "signed_off_by": rng.choice([None, owner]),
+            "signed_off_at": rng.choice([None, now]),
+            "state_changed_at": now,
+            "version": rng.choice([1, 2]),
+            "updated_at": now,
+        }
+        saved, inserted = CapacityRequest(**values), CapacityRequest(**values)
+        inserted.created_at = saved.created_at
+        saved.save(force_insert=True)
+        insert_together([inserted])
+        assert inserted.pk > saved.pk and not inserted._state.adding
+        rows = [
+            model_to_dict(CapacityRequest.all_objects.get(pk=obj.pk)) for obj in (saved, inserted)
+        ]
+        for row in rows:
+            del row["id"]
+        assert rows[0] == rows[1]
+        assert CapacityRequest.all_objects.get(pk=inserted.pk).created_at == saved.created_at
