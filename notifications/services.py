@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from portal.errors import DomainError
-from portal.rows import Columns, save_fields
+from portal.prepared import prepared_cursor
+from portal.rows import Columns
 
 from .events import EventGroup, event_group
 from .models import DEFAULT_DELIVERY, Delivery, Notification, NotificationPreference
@@ -134,13 +135,13 @@ def notification_publish(
 def notification_email_send(*, notification_id: int) -> bool:
     """Send one notification's e-mail unless it went already. True when this call sent it.
 
-    The row lock makes two deliveries of the same task wait for each other; the second sees
-    ``emailed_at`` set and sends nothing.
+    The notification is claimed first (``emailed_at`` set, the row locked until commit) and
+    the e-mail sent inside the same transaction: a failed send rolls the claim back, so the
+    sweeper sends it again; a second delivery of the same task waits for the lock and then
+    finds the e-mail claimed, and sends nothing.
     """
-    notification = _notification_lock(notification_id)
-    if notification is None or notification.emailed_at is not None:
-        return False
-    if notification.delivery != Delivery.IMMEDIATE or not notification.recipient.email:
+    notification = _notification_claim(notification_id, now=timezone.now())
+    if notification is None:
         return False
     context = {
         "notification": notification,
@@ -161,31 +162,36 @@ def notification_email_send(*, notification_id: int) -> bool:
         render_to_string("notifications/email/notification.html", context), "text/html"
     )
     message.send()
-    notification.emailed_at = timezone.now()
-    save_fields(notification, ["emailed_at"])
     return True
 
 
 @functools.cache
-def _notification_lock_statement() -> tuple[str, tuple[Columns, ...]]:
+def _notification_claim_statement() -> tuple[str, tuple[Columns, ...]]:
     parts = (Columns(Notification, "n"), Columns(User, "u"), Columns(Organization, "o"))
     quote = connection.ops.quote_name
+    notifications, users = quote(Notification._meta.db_table), quote(User._meta.db_table)
     sql = (
-        f"SELECT {', '.join(part.sql for part in parts)} "  # noqa: S608 (names from the models)
-        f"FROM {quote(Notification._meta.db_table)} n "
-        f"JOIN {quote(User._meta.db_table)} u ON u.id = n.recipient_id "
-        f"LEFT JOIN {quote(Organization._meta.db_table)} o ON o.id = n.organization_id "
-        "WHERE n.id = %s FOR UPDATE OF n"
+        f"WITH n AS (UPDATE {notifications} SET emailed_at = %s "  # noqa: S608 (names from the models)
+        "WHERE id = %s AND emailed_at IS NULL AND delivery = %s "
+        f"AND EXISTS (SELECT FROM {users} r WHERE r.id = recipient_id AND r.email <> '') "
+        f"RETURNING *) SELECT {', '.join(part.sql for part in parts)} "
+        f"FROM n JOIN {users} u ON u.id = n.recipient_id "
+        f"LEFT JOIN {quote(Organization._meta.db_table)} o ON o.id = n.organization_id"
     )
     return sql, parts
 
 
-def _notification_lock(notification_id: int) -> Notification | None:
-    """The notification's row locked, with its recipient and organization: every e-mail task
-    reads it, from a statement written once per process rather than compiled each time."""
-    sql, (notification_part, user_part, organization_part) = _notification_lock_statement()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [notification_id])
+def _notification_claim(notification_id: int, *, now: datetime) -> Notification | None:
+    """The notification, with its recipient and organization, when its e-mail is still to be
+    sent (immediate delivery, not e-mailed yet, a recipient with an address): ``emailed_at`` is
+    set to ``now`` and the row stays locked until the caller's transaction ends. None otherwise.
+
+    One statement, written once per process and prepared once per connection, where the task
+    locked the row with one and stored ``emailed_at`` with another: the update waits for a
+    concurrent claim's transaction and then sees its ``emailed_at``."""
+    sql, (notification_part, user_part, organization_part) = _notification_claim_statement()
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [now, notification_id, Delivery.IMMEDIATE.value])
         row = cursor.fetchone()
     if row is None:
         return None

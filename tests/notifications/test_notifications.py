@@ -104,6 +104,30 @@ def test_email_task_delivered_twice_at_once_sends_one_email(org, member):
 
 
 @pytest.mark.django_db
+def test_email_that_fails_to_send_stays_pending_and_is_sent_by_the_next_try(
+    org, member, monkeypatch
+):
+    from django.core.mail.backends.locmem import EmailBackend
+
+    (notification,) = publish(org, [member])
+
+    def refuse(self, messages):
+        raise ConnectionRefusedError("SMTP server down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(EmailBackend, "send_messages", refuse)
+        with pytest.raises(ConnectionRefusedError):
+            send_email_task.apply(args=[notification.pk], throw=True)
+    notification.refresh_from_db()
+    assert notification.emailed_at is None
+    assert mail.outbox == []
+    assert send_email_task.apply(args=[notification.pk]).get() is True
+    assert len(mail.outbox) == 1
+    notification.refresh_from_db()
+    assert notification.emailed_at is not None
+
+
+@pytest.mark.django_db
 def test_digest_sends_one_email_for_all_pending_and_then_nothing(org, member):
     notification_preferences_set(user=member, deliveries={"reservations": Delivery.DIGEST})
     publish(org, [member], key="reservation:1:activated", event="reservation.activated")

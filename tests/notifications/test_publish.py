@@ -91,10 +91,11 @@ def test_the_same_key_published_twice_at_once_is_stored_once(org, owner, member)
 
 
 @pytest.mark.django_db
-def test_the_email_lock_reads_what_the_orm_read(org, member):
+def test_the_email_claim_reads_what_the_orm_read_and_marks_it_emailed(org, member):
     from django.db import transaction
+    from django.utils import timezone
 
-    from notifications.services import _notification_lock
+    from notifications.services import _notification_claim
 
     (with_org,) = _publish(org, [member])
     (without_org,) = _publish(None, [member], key="account:1")
@@ -102,6 +103,7 @@ def test_the_email_lock_reads_what_the_orm_read(org, member):
     def values(obj):
         return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
 
+    now = timezone.now()
     for notification in (with_org, without_org):
         expected = (
             Notification.objects.select_related("recipient", "organization")
@@ -110,13 +112,39 @@ def test_the_email_lock_reads_what_the_orm_read(org, member):
         )
         with transaction.atomic():
             with CaptureQueriesContext(connection) as queries:
-                found = _notification_lock(notification.pk)
+                found = _notification_claim(notification.pk, now=now)
             assert len(queries.captured_queries) == 1
+        expected.emailed_at = now
         assert values(found) == values(expected)
+        assert values(found) == values(Notification.objects.get(pk=notification.pk))
         assert values(found.recipient) == values(expected.recipient)
         assert (found.organization and values(found.organization)) == (
             expected.organization and values(expected.organization)
         )
     assert found.organization is None
     with transaction.atomic():
-        assert _notification_lock(10**9) is None
+        assert _notification_claim(10**9, now=now) is None
+        assert _notification_claim(with_org.pk, now=now) is None  # claimed already
+
+
+@pytest.mark.django_db
+def test_the_email_claim_leaves_what_is_not_e_mailed_at_once_unclaimed(org, owner, member):
+    from django.utils import timezone
+
+    from notifications.services import _notification_claim
+
+    notification_preferences_set(user=owner, deliveries={event_group(EVENT): Delivery.DIGEST})
+    no_address = make_member(org, email="", verified=False)
+    created = _publish(org, [owner, no_address, member])
+    assert [n.delivery for n in created] == [Delivery.DIGEST, Delivery.NONE, Delivery.IMMEDIATE]
+    # A stored choice of immediate delivery for someone whose address was removed since.
+    Notification.objects.filter(recipient=no_address).update(delivery=Delivery.IMMEDIATE)
+    now = timezone.now()
+    assert _notification_claim(created[0].pk, now=now) is None
+    assert _notification_claim(created[1].pk, now=now) is None
+    assert _notification_claim(created[2].pk, now=now).recipient == member
+    assert dict(Notification.objects.values_list("recipient_id", "emailed_at")) == {
+        owner.pk: None,
+        no_address.pk: None,
+        member.pk: now,
+    }
