@@ -227,6 +227,10 @@ else:
         # Must exceed every task's time limit, or Redis redelivers a task still running.
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
     }
+    if CELERY_BROKER_URL.startswith("redis://"):
+        # kombu's Redis transport, keeping one client per channel (portal/broker.py). Only for
+        # redis://: kombu enables TLS for rediss:// by the transport's name.
+        CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
 # Tasks report through the database, not results; a backend is only for diagnostics.
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_IGNORE_RESULT = True
