@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from portal.errors import ConflictError, DomainError
+from portal.prepared import prepared_cursor
 from portal.rows import insert_together
 from quotas import notify
 from quotas.models import ApprovalPolicy, CapacityPool, CapacityRequest, RequestCheck
@@ -342,8 +343,11 @@ def _relock_unchanged(capacity_request: CapacityRequest) -> _Relocked | None:
     ``checking``, same version and last update: every write that matters bumps both), the
     object in hand is current and need not be read again with its related rows, and what the
     decision reads besides (the last run, the approval policy, the account manager) comes in
-    the same statement. None when it changed."""
-    with connection.cursor() as cursor:
+    the same statement. None when it changed.
+
+    Prepared once per connection (portal/prepared.py): PostgreSQL spent ~1.8 ms planning its
+    joins on every check and ~0.5 ms running it."""
+    with prepared_cursor() as cursor:
         cursor.execute(_relock_sql(), [capacity_request.pk])
         row = cursor.fetchone()
     if row is None or tuple(row[:3]) != (
