@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.apikeys import api_key_authenticate, api_key_revoke
+from accounts.apikeys import _NOT_LOOKED_UP, api_key_authenticate, api_key_revoke
 from accounts.models import ApiKey, AuditEvent
 
 from .conftest import bearer
@@ -94,11 +94,15 @@ def test_last_use_is_recorded_at_most_once_a_minute(org_key, django_assert_num_q
     assert ApiKey.all_objects.get(pk=org_key.api_key.pk).last_used_at == later
 
 
-def _fields(instance):
-    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+def _fields(instance, leave_out=frozenset()):
+    return {
+        f.attname: getattr(instance, f.attname)
+        for f in instance._meta.concrete_fields
+        if f.attname not in leave_out
+    }
 
 
-def test_key_lookup_loads_what_select_related_would(org_key, owner):
+def test_key_lookup_loads_what_select_related_would(org_key, owner, django_assert_num_queries):
     api_key = api_key_authenticate(raw=org_key.key)
     expected = ApiKey.all_objects.select_related("organization", "created_by").get(
         pk=org_key.api_key.pk
@@ -109,8 +113,16 @@ def test_key_lookup_loads_what_select_related_would(org_key, owner):
         (api_key.created_by, expected.created_by),
     ):
         assert type(loaded) is type(wanted)
-        assert _fields(loaded) == _fields(wanted)
         assert not loaded._state.adding and loaded._state.db == "default"
+        # Loaded: every column but those no API call reads, which are deferred ...
+        deferred = loaded.get_deferred_fields()
+        assert deferred == _NOT_LOOKED_UP[type(loaded)]
+        with django_assert_num_queries(0):
+            loaded_fields = _fields(loaded, leave_out=deferred)
+        assert loaded_fields == _fields(wanted, leave_out=deferred)
+        # ... and read on demand, as with .only().
+        with django_assert_num_queries(len(deferred)):
+            assert _fields(loaded) == _fields(wanted)
     assert api_key.member_role == "owner"
 
 
