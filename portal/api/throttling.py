@@ -6,8 +6,8 @@ live in the default cache, whose key prefix is per test worker. ``API_THROTTLE_E
 switches them off (tests that do not test throttling).
 
 Each credential has one counter per window of the rate's duration, incremented atomically;
-one Redis round trip per request creates it (with its expiry) if missing, increments it and
-reads the previous window's counter. A request
+one Redis round trip per request (a script: one command) creates it (with its expiry) if
+missing, increments it and reads the previous window's counter. A request
 is allowed while ``current + previous x (share of the previous window still inside the last
 duration)`` stays below the rate: a sliding window, estimated from two counters. DRF's own
 throttle keeps the list of every request's time in the window and rewrites it on each request,
@@ -17,6 +17,7 @@ which costs more the higher the rate. A refused request does not count.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -38,13 +39,14 @@ class _SettingsRateThrottle(SimpleRateThrottle):
     def allow_request(self, request, view) -> bool:
         if not settings.API_THROTTLE_ENABLED:
             return True
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-        if self.rate is None:
-            return True
+        # The credential first: of the three throttles, two do not apply to a given call.
         key = self.get_cache_key(request, view)
         if key is None:
             return True
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
         now = self.timer()
         window = int(now // self.duration)
         current_key, previous_key = f"{key}:{window}", f"{key}:{window - 1}"
@@ -78,24 +80,35 @@ class _SettingsRateThrottle(SimpleRateThrottle):
         return math.ceil(self.wait_seconds) if self.wait_seconds is not None else None
 
 
+# Create this window's counter with its expiry if missing, add one, read the previous window's.
+# One command, where a pipeline of three cost ~85 us more of the web worker's CPU per call (in
+# redis-py) for ~12 us less of Redis's.
+_COUNT_SCRIPT = (
+    "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') "
+    "return {redis.call('INCR', KEYS[1]), redis.call('GET', KEYS[2]) or '0'}"
+)
+_script: list[Any] = []  # redis-py's Script, made once (it keeps the SHA-1 Redis knows it by)
+
+
 def _count(current_key: str, previous_key: str, *, timeout: int) -> tuple[int, int] | None:
     """(this window's counter after adding one, the previous window's counter), or None when
-    the cache is down. On Redis one round trip: create the counter with its expiry if missing,
-    increment it, read the previous one."""
+    the cache is down. On Redis one round trip (``_COUNT_SCRIPT``)."""
     client = getattr(cache, "client", None)
     if not hasattr(client, "get_client"):  # not django-redis (local memory in development)
         current = _increment(current_key, timeout=timeout)
         return None if current is None else (current, cache.get(previous_key, 0) or 0)
-    key = cache.make_key(current_key)
     try:
-        pipeline = client.get_client(write=True).pipeline(transaction=False)
-        pipeline.set(key, 0, ex=timeout, nx=True)
-        pipeline.incr(key)
-        pipeline.get(cache.make_key(previous_key))
-        _, current, previous = pipeline.execute()
+        redis = client.get_client(write=True)
+        if not _script:
+            _script.append(redis.register_script(_COUNT_SCRIPT))
+        current, previous = _script[0](
+            keys=[cache.make_key(current_key), cache.make_key(previous_key)],
+            args=[timeout],
+            client=redis,
+        )
     except RedisError:
         return None
-    return current, int(previous or 0)
+    return int(current), int(previous)
 
 
 def _increment(key: str, *, timeout: int) -> int | None:

@@ -94,3 +94,13 @@ def test_calls_go_on_while_redis_is_down(throttled, org_key, settings):
     }
     client = bearer(org_key.key)
     assert all(client.get("/api/v1/me/").status_code == 200 for _ in range(5))
+
+
+def test_counting_goes_on_after_redis_forgets_the_script(throttled, org_key):
+    """The counter is one Redis script: a restarted or flushed Redis is given it again."""
+    from django.core.cache import cache
+
+    client = bearer(org_key.key)
+    assert client.get("/api/v1/me/").status_code == 200
+    cache.client.get_client(write=True).script_flush()
+    assert [client.get("/api/v1/me/").status_code for _ in range(3)] == [200, 200, 429]
