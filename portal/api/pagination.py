@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.core.paginator import Page, Paginator
 from rest_framework.pagination import PageNumberPagination
+
+
+class PortalPage(Page):
+    """Django's page, iterated over its list (Django's goes through ``__getitem__`` once per
+    row: DRF's paginator takes ``list(page)``)."""
+
+    def __iter__(self) -> Iterator:
+        if not isinstance(self.object_list, list):
+            self.object_list = list(self.object_list)
+        return iter(self.object_list)
 
 
 class PortalPaginator(Paginator):
@@ -21,6 +33,9 @@ class PortalPaginator(Paginator):
         # With no orphans Django's page is object_list[bottom:min(bottom + per_page, count)]:
         # the window's rows. A window past the end is refused here as Django refuses it.
         return self._get_page(rows, self.validate_number(first), self)
+
+    def _get_page(self, *args, **kwargs) -> Page:
+        return PortalPage(*args, **kwargs)
 
 
 def _page_number(number) -> int | None:

@@ -14,6 +14,9 @@ from typing import Any
 
 from rest_framework.renderers import JSONRenderer
 
+# The json module's own string encoder when it does not escape to ASCII.
+_encode_string = json.encoder.encode_basestring
+
 
 class EncodedJSON(str):
     """JSON text, encoded as DRF's JSONRenderer encodes (compact separators, no ASCII escaping,
@@ -41,10 +44,24 @@ class PortalJSONRenderer(JSONRenderer):
             )
             return "{" + ",".join(items) + "}"
         if isinstance(data, list | tuple):
+            if all(type(item) is EncodedJSON for item in data):  # a page of rows
+                return "[" + ",".join(data) + "]"
             return "[" + ",".join(self._encode(item) for item in data) + "]"
         return self._leaf(data)
 
     def _leaf(self, value: Any) -> str:
+        # What json.dumps writes for the plain values of a page's envelope (keys, count, links),
+        # without building an encoder for each (this path never escapes to ASCII).
+        if value is None:
+            return "null"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if type(value) is str:
+            return _encode_string(value)
+        if type(value) is int:
+            return int.__repr__(value)
         return json.dumps(
             value,
             cls=self.encoder_class,

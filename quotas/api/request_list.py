@@ -11,7 +11,9 @@ compares the two on a page of every kind of row).
 
 Filters and ordering stay django-filter's and DRF's: the view's filter backends narrow and
 order a queryset as usual; an unfiltered list (the common case) runs the statements as they
-are, a filtered one adds ``id IN (<the filtered queryset's ids>)``, compiled by the ORM.
+are, a filtered one adds ``id IN (<the filtered queryset's ids>)``, compiled by the ORM. A
+query with nothing but a page number and size reuses the order the backends gave the first
+such call (``RequestListRows.for_view``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
+from rest_framework.generics import GenericAPIView
 
 from accounts.models import Organization, User
 from portal.api.renderers import EncodedJSON
@@ -170,6 +173,10 @@ def _order_by(ordering: Sequence[str]) -> str:
     return ", ".join(terms)
 
 
+# {view class: the ORDER BY of its list when the query names no filter and no ordering}
+_UNFILTERED_ORDER: dict[type, str] = {}
+
+
 class RequestListRows:
     """What the paginator pages: ``count()`` and a slice of rows as the API shows them,
     encoded (``portal.api.renderers``).
@@ -200,6 +207,29 @@ class RequestListRows:
             self.narrow_sql = f" AND r.id IN ({ids_sql})"
             self.narrow_params = list(ids_params)
 
+    @classmethod
+    def for_view(cls, *, view: GenericAPIView, organization: Organization) -> RequestListRows:
+        """The organization's requests as the view's filter backends narrow and order them.
+
+        A query with nothing but a page number and size (a script polling the list) is
+        ordered as the backends order an unfiltered list, which depends on the view alone:
+        worked out by the backends on the first such call, then reused without building and
+        filtering a queryset (~0.2 ms of CPU a call)."""
+        paging_only = set(view.request.query_params) <= {
+            view.paginator.page_query_param,
+            view.paginator.page_size_query_param,
+        }
+        if paging_only and (order_by := _UNFILTERED_ORDER.get(type(view))) is not None:
+            rows = cls.__new__(cls)
+            rows.organization_id, rows.order_by = organization.pk, order_by
+            rows.narrow_sql, rows.narrow_params = "", []
+            return rows
+        base = CapacityRequest.objects.for_organization(organization)
+        rows = cls(organization=organization, queryset=view.filter_queryset(base), base=base)
+        if paging_only and not rows.narrow_sql:
+            _UNFILTERED_ORDER[type(view)] = rows.order_by
+        return rows
+
     def count(self) -> int:
         count_sql, _, _ = _statements()
         with prepared_cursor() as cursor:
@@ -227,8 +257,15 @@ class RequestListRows:
         # Past the last row the page has no count to carry: it is asked for alone.
         total = rows[0][-1] if rows else (self.count() if offset else 0)
         zone = timezone.get_current_timezone() if settings.USE_TZ else None
-        instant = functools.partial(_instant, utc=_is_utc(zone), zone=zone)
-        return [_row(row, instant) for row in rows], total
+        if _is_utc(zone):
+            instant, instant_json = _utc_instant, _utc_instant_json
+        else:
+            instant = functools.partial(_instant, utc=False, zone=zone)
+
+            def instant_json(text: str | None) -> str:
+                return _text(instant(text))
+
+        return [_row(row, instant, instant_json) for row in rows], total
 
 
 def _instant(text: str | None, utc: bool, zone: tzinfo | None) -> str | None:
@@ -237,16 +274,36 @@ def _instant(text: str | None, utc: bool, zone: tzinfo | None) -> str | None:
     if text is None:
         return None
     if utc and text.endswith("+00"):
-        # "2026-11-03 10:00:00.12+00" -> "2026-11-03T10:00:00.120000Z": PostgreSQL drops the
-        # fraction's trailing zeros, Python writes six digits whenever there is a fraction.
-        day, _, clock = text[:-3].partition(" ")
-        whole, dot, fraction = clock.partition(".")
-        return f"{day}T{whole}.{fraction:0<6}Z" if dot else f"{day}T{whole}Z"
+        return _utc_instant(text)
     value = datetime.fromisoformat(text)
     if zone is not None:
         value = value.astimezone(zone)
     iso = value.isoformat()
     return iso[:-6] + "Z" if iso.endswith("+00:00") else iso
+
+
+def _utc_instant(text: str | None) -> str | None:
+    """``_instant`` in UTC: "2026-11-03 10:00:00.12+00" -> "2026-11-03T10:00:00.120000Z".
+    PostgreSQL drops the fraction's trailing zeros, Python writes six digits whenever there is
+    a fraction."""
+    if text is None:
+        return None
+    if not text.endswith("+00"):  # not the connection's UTC: the general way
+        return _instant(text, utc=False, zone=UTC)
+    day, _, clock = text[:-3].partition(" ")
+    whole, dot, fraction = clock.partition(".")
+    return f"{day}T{whole}.{fraction:0<6}Z" if dot else f"{day}T{whole}Z"
+
+
+def _utc_instant_json(text: str | None) -> str:
+    """``_utc_instant`` encoded (its text needs no escaping)."""
+    if text is None:
+        return "null"
+    if not text.endswith("+00"):
+        return _text(_instant(text, utc=False, zone=UTC))
+    day, _, clock = text[:-3].partition(" ")
+    whole, dot, fraction = clock.partition(".")
+    return f'"{day}T{whole}.{fraction:0<6}Z"' if dot else f'"{day}T{whole}Z"'
 
 
 def _is_utc(zone: tzinfo | None) -> bool:
@@ -256,9 +313,15 @@ def _is_utc(zone: tzinfo | None) -> bool:
     return getattr(zone, "key", None) in ("UTC", "Etc/UTC") or zone is UTC
 
 
-def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON:
+def _row(
+    row: tuple,
+    instant: Callable[[str | None], str | None],
+    instant_json: Callable[[str | None], str],
+) -> EncodedJSON:
     """The row as ``CapacityRequestSerializer`` represents it, encoded as the API's renderer
-    encodes it (``tests/api/test_request_list_page.py`` compares the bytes)."""
+    encodes it (``tests/api/test_request_list_page.py`` compares the bytes). Columns that are
+    NOT NULL (the primary key, kind, state, texts, flags, version; SKU and region come from
+    inner joins) are encoded without a test for null: ~20 calls a row fewer."""
     (
         pk, kind, state, gpu_count, starts_at, ends_at, on_demand_limit, justification,
         waitlist_if_unavailable, extends_reservation_id, flagged, capacity_available,
@@ -268,6 +331,7 @@ def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON
         created_at, updated_at, version, sku_code, region_code, requester_email,
         pool_sku, pool_region, offer_sku, offer_region, alternative_skus, alternative_regions, _,
     ) = row  # fmt: skip
+    encode = _encode_string
     pool = f'{{"sku":{_text(pool_sku)},"region":{_text(pool_region)}}}' if pool_id else "null"
     offer = "null"
     if offer_kind and offer_pool_id:
@@ -287,30 +351,31 @@ def _row(row: tuple, instant: Callable[[str | None], str | None]) -> EncodedJSON
     quote = "null"
     if quote_total is not None:  # FrozenQuoteSerializer, its prices as the columns give them
         quote = (
-            f'{{"currency":{_text(quote_currency)},'
+            f'{{"currency":{encode(quote_currency)},'
             f'"rate_per_gpu_hour":{_price(quote_rate)},"gpu_hours":{_price(quote_gpu_hours)},'
-            f'"total":{_price(quote_total)},"source":{_text(quote_source)}}}'
+            f'"total":"{quote_total}","source":{encode(quote_source)}}}'
         )
     # The keys in the order of CapacityRequestSerializer.Meta.fields; "reference" is
     # CapacityRequest.reference.
     return EncodedJSON(
-        f'{{"id":{_number(pk)},"reference":"REQ-{pk}","kind":{_text(kind)},'
-        f'"state":{_text(state)},"sku":{_text(sku_code)},"region":{_text(region_code)},'
-        f'"gpu_count":{_number(gpu_count)},"starts_at":{_text(instant(starts_at))},'
-        f'"ends_at":{_text(instant(ends_at))},"on_demand_limit":{_number(on_demand_limit)},'
-        f'"justification":{_text(justification)},'
+        f'{{"id":{int.__repr__(pk)},"reference":"REQ-{int.__repr__(pk)}",'
+        f'"kind":{encode(kind)},"state":{encode(state)},'
+        f'"sku":{encode(sku_code)},"region":{encode(region_code)},'
+        f'"gpu_count":{_number(gpu_count)},"starts_at":{instant_json(starts_at)},'
+        f'"ends_at":{instant_json(ends_at)},"on_demand_limit":{_number(on_demand_limit)},'
+        f'"justification":{encode(justification)},'
         f'"alternative_skus":{_texts(alternative_skus)},'
         f'"alternative_regions":{_texts(alternative_regions)},'
-        f'"waitlist_if_unavailable":{_boolean(waitlist_if_unavailable)},'
+        f'"waitlist_if_unavailable":{"true" if waitlist_if_unavailable else "false"},'
         f'"extends_reservation":{_number(extends_reservation_id)},'
-        f'"requested_by":{_text(requester_email)},"flagged":{_boolean(flagged)},'
+        f'"requested_by":{_text(requester_email)},"flagged":{"true" if flagged else "false"},'
         f'"capacity_available":{_boolean(capacity_available)},'
-        f'"decision_due_at":{_text(instant(decision_due_at))},'
-        f'"decision_reason":{_text(decision_reason)},"pool":{pool},"offer":{offer},'
-        f'"quote":{quote},"submitted_at":{_text(instant(submitted_at))},'
-        f'"state_changed_at":{_text(instant(state_changed_at))},'
-        f'"created_at":{_text(instant(created_at))},'
-        f'"updated_at":{_text(instant(updated_at))},"version":{_number(version)}}}'
+        f'"decision_due_at":{instant_json(decision_due_at)},'
+        f'"decision_reason":{encode(decision_reason)},"pool":{pool},"offer":{offer},'
+        f'"quote":{quote},"submitted_at":{instant_json(submitted_at)},'
+        f'"state_changed_at":{instant_json(state_changed_at)},'
+        f'"created_at":{instant_json(created_at)},'
+        f'"updated_at":{instant_json(updated_at)},"version":{int.__repr__(version)}}}'
     )
 
 

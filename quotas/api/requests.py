@@ -459,9 +459,7 @@ class CapacityRequestViewSet(
     def list(self, request: Request, *args, **kwargs) -> Response:
         # The filter backends narrow and order the requests; the page is read as plain rows
         # (request_list.py): the same body as the serializer's, at a fraction of the cost.
-        base = CapacityRequest.objects.for_organization(self.organization)
-        queryset = self.filter_queryset(base)
-        rows = RequestListRows(organization=self.organization, queryset=queryset, base=base)
+        rows = RequestListRows.for_view(view=self, organization=self.organization)
         return self.get_paginated_response(self.paginate_queryset(rows))
 
     def _detail(self, capacity_request: CapacityRequest, status_code=status.HTTP_200_OK):

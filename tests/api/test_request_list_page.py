@@ -1,6 +1,7 @@
 """The request list page: the same body as DRF's own serialization of each row, with a fixed
 number of queries (the pools and alternatives of a page are read once for the page)."""
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,8 +14,8 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from quotas.api.fields import FrozenQuoteSerializer, quote_representation
-from quotas.api.request_list import RequestListRows, _instant, _is_utc
-from quotas.api.requests import CapacityRequestSerializer
+from quotas.api.request_list import RequestListRows, _instant, _is_utc, _utc_instant_json
+from quotas.api.requests import CapacityRequestSerializer, CapacityRequestViewSet
 from quotas.checks import capacity_request_run_checks
 from quotas.models import CapacityRequest
 from quotas.services import (
@@ -149,6 +150,37 @@ def test_filtered_and_ordered_pages_are_what_drf_would_render(
     assert response.content == JSONRenderer().render({**body, "results": expected})
 
 
+def test_a_polled_list_is_ordered_without_building_a_queryset(
+    org, member, owner, pool, account_manager, org_key, monkeypatch
+):
+    """A query with a page number and size only orders as the filter backends order an
+    unfiltered list, worked out once per view; any other query goes through the backends."""
+    varied_requests(org, member, owner, pool, account_manager)
+    client = bearer(org_key.key)
+    newest_first = _expected(
+        CapacityRequest.objects.for_organization(org).order_by("-created_at", "-pk")
+    )
+    client.get("/api/v1/orgs/acme/requests/")  # the backends' unfiltered order, kept
+    filtered = []
+    original = CapacityRequestViewSet.filter_queryset
+
+    def counted(self, queryset):
+        filtered.append(self.request.query_params.urlencode())
+        return original(self, queryset)
+
+    monkeypatch.setattr(CapacityRequestViewSet, "filter_queryset", counted)
+    for query in ("", "?page_size=2", "?page=2&page_size=2", "?ordering=starts_at", "?page=1"):
+        body = client.get(f"/api/v1/orgs/acme/requests/{query}").json()
+        if query == "?ordering=starts_at":
+            by_start = CapacityRequest.objects.for_organization(org).order_by("starts_at", "pk")
+            assert body["results"] == _expected(by_start)
+        else:
+            start = 2 if "page=2&" in query else 0
+            size = 2 if "page_size=2" in query else len(newest_first)
+            assert body["results"] == newest_first[start : start + size]
+    assert filtered == ["ordering=starts_at"]
+
+
 def test_pages_link_to_each_other_and_out_of_range_is_404(
     org, member, owner, pool, account_manager, org_key
 ):
@@ -250,6 +282,10 @@ def test_instants_read_as_text_are_what_drf_writes(db, zone):
             cursor.execute("SELECT %s::timestamptz::text", [value])
             text = cursor.fetchone()[0]
             assert _instant(text, _is_utc(current), current) == field.to_representation(value)
+            if _is_utc(current):  # the page's own path in UTC, encoded
+                expected = json.dumps(field.to_representation(value))
+                assert _utc_instant_json(text) == expected
+                assert _utc_instant_json(None) == "null"
 
 
 @pytest.mark.parametrize(
