@@ -579,16 +579,12 @@ class Bench:
         ends = starts + timedelta(days=14)
 
         def ask() -> None:
-            availability.pool_free_min(pool=pool, starts_at=starts, ends_at=ends)
-            availability.pool_earliest_start(
+            availability.pool_availability(
                 pool=pool,
                 gpu_count=512,
-                duration=ends - starts,
-                not_before=starts,
+                starts_at=starts,
+                ends_at=ends,
                 horizon=EARLIEST_START_HORIZON,
-            )
-            availability.pool_alternatives(
-                sku=pool.sku, gpu_count=512, starts_at=starts, ends_at=ends, exclude_pool=pool
             )
 
         ask()
