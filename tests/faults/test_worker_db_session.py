@@ -64,7 +64,8 @@ def test_worker_keeps_its_session_and_replaces_one_the_server_dropped(
 
     # The server drops it between tasks, as a failover would.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [next(iter(kept))])
+        # Waits for the session to end (pg_terminate_backend alone only signals it).
+        cursor.execute("SELECT pg_terminate_backend(%s, 10000)", [next(iter(kept))])
     third = decided(stack, org_key.key, days=7)
     assert worker_sessions(worker).isdisjoint(kept)
 

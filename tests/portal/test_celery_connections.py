@@ -99,7 +99,8 @@ def test_a_connection_past_its_max_age_is_replaced():
 def test_a_connection_the_server_dropped_between_tasks_is_replaced():
     first = run_as_worker()
     with connections["default"]._nodb_cursor() as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [first])
+        # pg_terminate_backend only signals: the session ends (and says so) a moment later.
+        other.execute("SELECT pg_terminate_backend(%s, 10000)", [first])
     second = run_as_worker()  # the health check on its first query finds it gone
     assert second != first
     assert run_as_worker() == second
