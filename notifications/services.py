@@ -97,8 +97,9 @@ def notification_publish(
     }
     # One statement instead of a preference read and a get-or-create per recipient (a read and
     # an insert under two savepoints each): the unique (recipient, dedupe key) makes a repeated
-    # or concurrent publish insert nothing, as get_or_create did.
-    with connection.cursor() as cursor:
+    # or concurrent publish insert nothing, as get_or_create did. Every move of a request that
+    # tells someone runs it: prepared once per connection, not planned each time.
+    with prepared_cursor() as cursor:
         cursor.execute(
             _PUBLISH_SQL,
             {

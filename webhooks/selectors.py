@@ -10,6 +10,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, User
+from portal.prepared import prepared_cursor
 from portal.rows import Columns
 
 from .models import WebhookDelivery, WebhookEndpoint
@@ -83,8 +84,9 @@ def webhook_endpoints_listening(
 ) -> list[WebhookEndpoint]:
     """The organization's enabled endpoints subscribed to ``event_type``, by id. Every request
     and reservation move asks, most often to learn there are none: the statement is written
-    once per process rather than compiled by the ORM each time."""
+    once per process rather than compiled by the ORM each time, and prepared once per
+    connection rather than planned by PostgreSQL each time."""
     sql, columns = _listening_statement()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, [organization.pk, event_type])
         return [columns.load(row) for row in cursor.fetchall()]
