@@ -249,8 +249,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = False
 # Celery's Django fixup closes the database connections before and after every task unless this
 # is set; then it closes them every this many tasks, and portal/celery.py keeps them between
-# tasks as Django keeps them between requests (DATABASE_CONN_MAX_AGE, health checks).
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+# tasks as Django keeps them between requests (DATABASE_CONN_MAX_AGE, health checks; 0 closes
+# them after every task, as behind a transaction pooler).
+CELERY_DB_REUSE_MAX = 1000
 
 # Queues (docs/deploy.md, "Celery queues"): bulk work never delays the request lifecycle. After a
 # large usage ingest the alert evaluations number in the hundreds, and a slow customer endpoint
