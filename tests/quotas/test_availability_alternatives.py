@@ -35,6 +35,25 @@ pool_st = st.tuples(
 )
 
 
+def make_pools(skus, org, pools):
+    """Each drawn pool in a region of its own (REGIONS in order) with its capacity changes and
+    holds; (pool, changes, holds) for each, the changes with the base capacity first."""
+    made = []
+    for code, (region_active, pool_active, sku_index, base, changes, holds) in zip(
+        REGIONS, pools, strict=False
+    ):
+        if base:
+            changes = [(0, None, base), *changes]
+        region = RegionFactory(code=code, active=region_active)
+        pool = CapacityPoolFactory(region=region, sku=skus[sku_index], active=pool_active)
+        for eff, dur, delta in changes:
+            add_change(pool, delta, eff, None if dur is None else eff + dur)
+        for start, dur, gpus, state, _ in holds:
+            add_hold(pool, org, gpus, start, start + dur, state=state)
+        made.append((pool, changes, holds))
+    return made
+
+
 def expected_alternatives(*, sku, gpu_count, starts, ends, exclude_pool, model):
     """The two-query answer: the ORM's pools, the model's free minimum for each."""
     pools = CapacityPool.objects.filter(
@@ -84,21 +103,13 @@ def test_alternatives_match_the_two_query_answer(
     with transaction.atomic():
         skus[1].active = second_sku_active
         skus[1].save()
-        made, model = [], {}
-        for code, (region_active, pool_active, sku_index, base, changes, holds) in zip(
-            REGIONS, pools, strict=False
-        ):
-            if base:
-                changes = [(0, None, base), *changes]
-            region = RegionFactory(code=code, active=region_active)
-            pool = CapacityPoolFactory(region=region, sku=skus[sku_index], active=pool_active)
-            for eff, dur, delta in changes:
-                add_change(pool, delta, eff, None if dur is None else eff + dur)
-            for start, dur, gpus, state, _ in holds:
-                add_hold(pool, org, gpus, start, start + dur, state=state)
-            made.append(pool)
-            # Alternatives take no exclusions of holds: model every hold as counted.
-            model[pool.pk] = (changes, [(s, d, g, st_, False) for s, d, g, st_, _ in holds])
+        built = make_pools(skus, org, pools)
+        made = [pool for pool, _, _ in built]
+        # Alternatives take no exclusions of holds: model every hold as counted.
+        model = {
+            pool.pk: (changes, [(s, d, g, st_, False) for s, d, g, st_, _ in holds])
+            for pool, changes, holds in built
+        }
         exclude_pool = made[excluded] if excluded is not None and excluded < len(made) else None
         window_end = window_start + window_length
 

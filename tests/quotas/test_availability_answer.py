@@ -20,7 +20,7 @@ from quotas.selectors.availability import (
 )
 from tests.factories import CapacityPoolFactory, GpuSkuFactory, RegionFactory
 from tests.quotas.test_availability import GRID, add_change, add_hold, hours
-from tests.quotas.test_availability_alternatives import REGIONS, pool_st
+from tests.quotas.test_availability_alternatives import REGIONS, make_pools, pool_st
 from tests.quotas.test_availability_prepared import _prepared_statements as prepared_statements
 
 
@@ -80,20 +80,8 @@ def test_the_answer_is_the_three_selectors_answers(
     skus, org, pools, asked, window_start, window_length, gpu_count, horizon
 ):
     with transaction.atomic():
-        made = []
-        for code, (region_active, pool_active, sku_index, base, changes, holds) in zip(
-            REGIONS, pools, strict=False
-        ):
-            if base:
-                changes = [(0, None, base), *changes]
-            region = RegionFactory(code=code, active=region_active)
-            # The asked pool may be inactive, in an inactive region, or alone with its SKU.
-            pool = CapacityPoolFactory(region=region, sku=skus[sku_index], active=pool_active)
-            for eff, dur, delta in changes:
-                add_change(pool, delta, eff, None if dur is None else eff + dur)
-            for start, dur, gpus, state, _ in holds:
-                add_hold(pool, org, gpus, start, start + dur, state=state)
-            made.append(pool)
+        made = [pool for pool, _, _ in make_pools(skus, org, pools)]
+        # The asked pool may be inactive, in an inactive region, or alone with its SKU.
         pool = made[asked % len(made)]
         ask = {
             "pool": pool,
