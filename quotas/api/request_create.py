@@ -76,6 +76,16 @@ def _plain_code(value) -> bool:
 @functools.cache
 def _writable_fields(serializer_class: type[serializers.Serializer]) -> tuple:
     fields = tuple(serializer_class()._writable_fields)
+    # Only the fields' own validation runs here: a serializer that validates more would have
+    # it skipped without a word.
+    hooks = [f"validate_{field.field_name}" for field in fields]
+    if serializer_class.validate is not serializers.Serializer.validate or any(
+        hasattr(serializer_class, hook) for hook in hooks
+    ):
+        raise TypeError(
+            f"{serializer_class.__name__} validates beyond its fields (validate() or "
+            "validate_<field>()), which create_input_validate would skip"
+        )
     for field in fields:
         if field.field_name in _LOOKED_UP:
             assert isinstance(field, serializers.SlugRelatedField), field

@@ -211,3 +211,13 @@ def test_endpoint_answers_as_with_the_serializer(catalog, org_key, monkeypatch, 
         assert answers[0] == answers[1], body
         statuses.add(answers[0][1][0] if answers[0][0] == "valid" else answers[0][0])
     assert {201, 400} <= statuses
+
+
+@pytest.mark.parametrize("hook", ["validate", "validate_gpu_count"])
+def test_a_serializer_that_validates_beyond_its_fields_is_refused(hook, db):
+    # The fields' own validation is all create_input_validate runs: validation it would skip
+    # must not pass unnoticed.
+    subclass = type("Stricter", (CapacityRequestCreateSerializer,), {hook: lambda self, v: v})
+    body = {"sku": "h100", "region": "us-east-1"}
+    with pytest.raises(TypeError, match="validates beyond its fields"):
+        create_input_validate(body, serializer_class=subclass)
