@@ -24,6 +24,12 @@ LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
+def skus(db):
+    """Two GPU types (the availability tests' random pools pick one of them)."""
+    return [GpuSkuFactory(), GpuSkuFactory()]
+
+
+@pytest.fixture
 def eager_celery():
     """For tests that commit: tasks enqueued after commit run at once in the committing thread
     (e-mails too), instead of going to a broker."""

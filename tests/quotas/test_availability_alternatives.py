@@ -5,14 +5,13 @@ free minimum from the brute-force model, the fitting ones most free first, then 
 
 from datetime import timedelta
 
-import pytest
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quotas.models import CapacityPool
 from quotas.selectors.availability import pool_alternatives
-from tests.factories import CapacityPoolFactory, GpuSkuFactory, RegionFactory
+from tests.factories import CapacityPoolFactory, RegionFactory
 from tests.quotas.test_availability import (
     GRID,
     add_change,
@@ -69,11 +68,6 @@ def expected_alternatives(*, sku, gpu_count, starts, ends, exclude_pool, model):
             fitting.append((pool, free))
     fitting.sort(key=lambda pf: (-pf[1], pf[0].region.code))
     return fitting
-
-
-@pytest.fixture
-def skus(db):
-    return [GpuSkuFactory(), GpuSkuFactory()]
 
 
 @settings(

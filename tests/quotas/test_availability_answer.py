@@ -18,7 +18,7 @@ from quotas.selectors.availability import (
     pool_earliest_start,
     pool_free_min,
 )
-from tests.factories import CapacityPoolFactory, GpuSkuFactory, RegionFactory
+from tests.factories import CapacityPoolFactory, RegionFactory
 from tests.quotas.test_availability import GRID, add_change, add_hold, hours
 from tests.quotas.test_availability_alternatives import REGIONS, make_pools, pool_st
 from tests.quotas.test_availability_prepared import _prepared_statements as prepared_statements
@@ -56,11 +56,6 @@ def one_call_answer(**kwargs):
         answer.earliest_start,
         [(a.pool, a.free_min, a.region.code, a.sku.code) for a in answer.alternatives],
     )
-
-
-@pytest.fixture
-def skus(db):
-    return [GpuSkuFactory(), GpuSkuFactory()]
 
 
 @settings(
