@@ -296,14 +296,9 @@ def _utc_instant(text: str | None) -> str | None:
 
 
 def _utc_instant_json(text: str | None) -> str:
-    """``_utc_instant`` encoded (its text needs no escaping)."""
-    if text is None:
-        return "null"
-    if not text.endswith("+00"):
-        return _text(_instant(text, utc=False, zone=UTC))
-    day, _, clock = text[:-3].partition(" ")
-    whole, dot, fraction = clock.partition(".")
-    return f'"{day}T{whole}.{fraction:0<6}Z"' if dot else f'"{day}T{whole}Z"'
+    """``_utc_instant`` encoded (an ISO 8601 instant needs no escaping)."""
+    value = _utc_instant(text)
+    return "null" if value is None else f'"{value}"'
 
 
 def _is_utc(zone: tzinfo | None) -> bool:
